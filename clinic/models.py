@@ -1,0 +1,269 @@
+"""People and places: hospitals, practitioners, patients, their enrolment and care plans."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from clinic.identity import InvalidResidentId, parse_resident_id
+
+
+class City(models.TextChoices):
+    GUANGZHOU = "guangzhou", _("Guangzhou")
+    SHENZHEN = "shenzhen", _("Shenzhen")
+    FOSHAN = "foshan", _("Foshan")
+    DONGGUAN = "dongguan", _("Dongguan")
+
+
+class Sex(models.TextChoices):
+    MALE = "male", _("Male")
+    FEMALE = "female", _("Female")
+    OTHER = "other", _("Other")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Vital(models.TextChoices):
+    """The vitals the rules reason about; keys match `clinic.rules`."""
+
+    SYSTOLIC_BP = "systolic_bp", _("Systolic blood pressure")
+    DIASTOLIC_BP = "diastolic_bp", _("Diastolic blood pressure")
+    HEART_RATE = "heart_rate", _("Heart rate")
+    SPO2 = "spo2", _("SpO2")
+    TEMPERATURE = "temperature", _("Body temperature")
+    GLUCOSE = "glucose", _("Blood glucose")
+    WEIGHT = "weight", _("Body weight")
+    RESPIRATORY_RATE = "respiratory_rate", _("Respiratory rate")
+
+
+class Condition(models.TextChoices):
+    HYPERTENSION = "hypertension", _("Hypertension")
+    DIABETES = "diabetes", _("Diabetes")
+    COPD = "copd", _("COPD")
+    HEART_FAILURE = "heart_failure", _("Heart failure")
+
+
+def validate_resident_id(value: str) -> None:
+    """Django validator wrapping the pure GB 11643 check."""
+    try:
+        parse_resident_id(value)
+    except InvalidResidentId as exc:
+        raise ValidationError(
+            _("Invalid resident identity number: %(reason)s"),
+            code="invalid_resident_id",
+            params={"reason": str(exc)},
+        ) from None
+
+
+class Hospital(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    city = models.CharField(_("city"), max_length=20, choices=City.choices)
+    is_pilot = models.BooleanField(_("pilot hospital"), default=False)
+    identifiers = models.JSONField(
+        _("identifiers"), default=list, blank=True, help_text=_('[{"system": ..., "value": ...}]')
+    )
+    mllp_host = models.CharField(_("HL7 MLLP host"), max_length=200, blank=True)
+    mllp_port = models.PositiveIntegerField(_("HL7 MLLP port"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["city", "name"]
+        verbose_name = _("hospital")
+        verbose_name_plural = _("hospitals")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Practitioner(models.Model):
+    class Role(models.TextChoices):
+        COMMUNITY_DOCTOR = "community_doctor", _("Community doctor")
+        DUTY_LEAD = "duty_lead", _("Hub duty lead")
+        HOSPITAL_CLINICIAN = "hospital_clinician", _("Hospital clinician")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="practitioner"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    role = models.CharField(_("role"), max_length=30, choices=Role.choices)
+    hospital = models.ForeignKey(
+        Hospital, on_delete=models.PROTECT, null=True, blank=True, related_name="practitioners"
+    )
+    phone = models.CharField(_("phone"), max_length=30, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("practitioner")
+        verbose_name_plural = _("practitioners")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.role == self.Role.HOSPITAL_CLINICIAN and not self.hospital_id:
+            raise ValidationError({"hospital": _("A hospital clinician belongs to a hospital.")})
+
+
+class Patient(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    family_name = models.CharField(_("family name"), max_length=50, blank=True)
+    given_name = models.CharField(_("given name"), max_length=50, blank=True)
+    sex = models.CharField(_("sex"), max_length=10, choices=Sex.choices)
+    birth_date = models.DateField(_("birth date"))
+    resident_id = models.CharField(
+        _("resident identity number"),
+        max_length=18,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[validate_resident_id],
+    )
+    social_security_no = models.CharField(
+        _("social security card number"), max_length=30, unique=True, null=True, blank=True
+    )
+    phone = models.CharField(_("phone"), max_length=30, blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    city = models.CharField(_("city"), max_length=20, choices=City.choices)
+    community = models.ForeignKey(
+        "community.Community",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="patients",
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="patient",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """The identity number embeds birth date and sex; they must agree with the record."""
+        if not self.resident_id:
+            return
+        self.resident_id = self.resident_id.strip().upper()
+        try:
+            parsed = parse_resident_id(self.resident_id)
+        except InvalidResidentId:
+            return  # the field validator reports it
+        errors = {}
+        if self.birth_date and parsed.birth_date != self.birth_date:
+            errors["birth_date"] = _("Birth date does not match the resident identity number.")
+        if self.sex in (Sex.MALE, Sex.FEMALE) and parsed.sex != self.sex:
+            errors["sex"] = _("Sex does not match the resident identity number.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class PatientIdentifier(models.Model):
+    """Further identifiers (hospital MRNs, insurance numbers): any one finds the patient."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="identifiers")
+    system = models.CharField(_("system"), max_length=200)
+    value = models.CharField(_("value"), max_length=100)
+    assigner = models.ForeignKey(
+        Hospital, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "value"], name="unique_patient_identifier")
+        ]
+        verbose_name = _("patient identifier")
+        verbose_name_plural = _("patient identifiers")
+
+    def __str__(self) -> str:
+        return f"{self.system}|{self.value}"
+
+
+class Enrolment(models.Model):
+    """A period of remote monitoring: what is watched, who watches, where escalations go."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="enrolments")
+    start = models.DateField(_("start"))
+    end = models.DateField(_("end"), null=True, blank=True)
+    conditions = models.JSONField(_("conditions monitored"), default=list)
+    care_team = models.ManyToManyField(Practitioner, blank=True, related_name="enrolments")
+    hospital = models.ForeignKey(
+        Hospital,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="enrolments",
+        help_text=_("Pilot hospital that receives this patient's escalations."),
+    )
+
+    class Meta:
+        ordering = ["-start"]
+        verbose_name = _("monitoring enrolment")
+        verbose_name_plural = _("monitoring enrolments")
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.start}"
+
+    def clean(self) -> None:
+        unknown = set(self.conditions or []) - set(Condition.values)
+        if unknown:
+            raise ValidationError(
+                {"conditions": _("Unknown conditions: %s") % ", ".join(sorted(unknown))}
+            )
+        if self.end and self.end < self.start:
+            raise ValidationError({"end": _("The end is before the start.")})
+
+
+class CarePlan(models.Model):
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="care_plan")
+    news2_scale = models.PositiveSmallIntegerField(
+        _("NEWS2 SpO2 scale"),
+        choices=[(1, _("Scale 1")), (2, _("Scale 2 (hypercapnic respiratory failure)"))],
+        default=1,
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("care plan")
+        verbose_name_plural = _("care plans")
+
+    def __str__(self) -> str:
+        return f"{_('Care plan')}: {self.patient}"
+
+
+class CareThreshold(models.Model):
+    care_plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="thresholds")
+    vital = models.CharField(_("vital"), max_length=30, choices=Vital.choices)
+    low = models.FloatField(_("low"), null=True, blank=True)
+    high = models.FloatField(_("high"), null=True, blank=True)
+    critical_low = models.FloatField(_("critical low"), null=True, blank=True)
+    critical_high = models.FloatField(_("critical high"), null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["care_plan", "vital"], name="one_threshold_per_vital")
+        ]
+        verbose_name = _("care-plan threshold")
+        verbose_name_plural = _("care-plan thresholds")
+
+    def __str__(self) -> str:
+        return f"{self.vital}: {self.low}–{self.high}"
+
+    def clean(self) -> None:
+        ordered = [
+            v for v in (self.critical_low, self.low, self.high, self.critical_high) if v is not None
+        ]
+        if ordered != sorted(ordered):
+            raise ValidationError(
+                _("Limits must satisfy critical low ≤ low ≤ high ≤ critical high.")
+            )

@@ -1,0 +1,35 @@
+"""Shared fixtures. `services` tests use the real PostgreSQL and Redis chosen by run_with_services."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+SERVICES = os.environ.get("SG_SERVICES") == "1"
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    if CI and not SERVICES:
+        pytest.exit(
+            "CI=true needs PostgreSQL and Redis: run the suite through `make test`", returncode=2
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    """On a laptop without the services, their tests are skipped with a reason (never in CI)."""
+    if SERVICES:
+        return
+    reason = "PostgreSQL/Redis not reachable (run through `make test` with the services up)"
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def demo(db):
+    """The full demo seed: hospitals, hubs, staff and patients."""
+    from community.seed import seed_demo
+
+    return seed_demo()
