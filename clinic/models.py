@@ -267,3 +267,75 @@ class CareThreshold(models.Model):
             raise ValidationError(
                 _("Limits must satisfy critical low ≤ low ≤ high ≤ critical high.")
             )
+
+
+class Referral(models.Model):
+    """A patient referred (or escalated) to a hospital: while active, that hospital sees the record."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        ACCEPTED = "accepted", _("Accepted")
+        HANDED_BACK = "handed_back", _("Handed back")
+        CLOSED = "closed", _("Closed")
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="referrals")
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="referrals")
+    reason = models.TextField(_("reason"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    alert_id = models.BigIntegerField(_("alert"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("referral")
+        verbose_name_plural = _("referrals")
+
+    def __str__(self) -> str:
+        return f"{self.patient} → {self.hospital}"
+
+
+class Consent(models.Model):
+    """The patient's consent to province-wide sharing of their record (FHIR Consent)."""
+
+    class Status(models.TextChoices):
+        GIVEN = "given", _("Given")
+        REFUSED = "refused", _("Refused")
+        REVOKED = "revoked", _("Revoked")
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="consents")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    valid_from = models.DateField(_("valid from"))
+    valid_to = models.DateField(_("valid to"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        verbose_name = _("consent to province-wide sharing")
+        verbose_name_plural = _("consents to province-wide sharing")
+
+    def __str__(self) -> str:
+        return f"{self.patient}: {self.status}"
+
+
+class BreakGlassAccess(models.Model):
+    """An emergency look at a record without consent or referral: reasoned, time-boxed, reviewed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="break_glass")
+    reason = models.TextField(_("reason"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    reviewed = models.BooleanField(_("reviewed"), default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("break-the-glass access")
+        verbose_name_plural = _("break-the-glass accesses")
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.patient}"

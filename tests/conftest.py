@@ -33,3 +33,9 @@ def demo(db):
     from community.seed import seed_demo
 
     return seed_demo()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Demo users are created per test; PBKDF2's deliberate slowness would dominate the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,130 @@
+"""Who may see and write whose data: the one place the security model of DESIGN.md is coded.
+
+Views, the FHIR API and WebSocket consumers all call these functions; none re-implements them.
+- a patient sees only themself;
+- a community doctor sees patients enrolled in communities served by their hubs;
+- a hospital clinician (or hospital system) sees a patient with an active referral/escalation to
+  their hospital, a current consent to province-wide sharing, or a break-the-glass access;
+- a bridge writes (never reads) and only for its household's patients;
+- an admin sees everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from clinic import roles
+from clinic.models import Patient, Referral
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller of any operation on patient data, whatever the channel."""
+
+    kind: str  # "user" | "bridge" | "system" | "anonymous"
+    id: str
+    role: str | None = None
+    user: object | None = None
+    hospital_id: int | None = None
+    household: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def is_bridge(self) -> bool:
+        return self.kind == "bridge"
+
+
+ANONYMOUS = Actor(kind="anonymous", id="anonymous")
+
+
+def actor_for_user(user) -> Actor:
+    if user is None or not user.is_authenticated:
+        return ANONYMOUS
+    role = roles.role_of(user)
+    hospital_id = None
+    if role == roles.HOSPITAL_CLINICIAN:
+        hospital_id = getattr(getattr(user, "practitioner", None), "hospital_id", None)
+    return Actor(kind="user", id=user.get_username(), role=role, user=user, hospital_id=hospital_id)
+
+
+def actor_for_bridge(bridge) -> Actor:
+    return Actor(
+        kind="bridge",
+        id=f"bridge/{bridge.pk}",
+        role="bridge",
+        household=frozenset(bridge.patients.values_list("pk", flat=True)),
+    )
+
+
+def _hospital_visible(hospital_id: int) -> Q:
+    today = date.today()
+    now = timezone.now()
+    referred = Q(
+        referrals__hospital_id=hospital_id,
+        referrals__status__in=[Referral.Status.ACTIVE, Referral.Status.ACCEPTED],
+    )
+    consented = Q(pk__in=_consenting_patient_ids(today))
+    glass = Q(break_glass__expires_at__gt=now)
+    return referred | consented | glass
+
+
+def _consenting_patient_ids(today: date):
+    """Patients whose latest consent record is 'given' and current."""
+    from django.db.models import OuterRef, Subquery
+
+    from clinic.models import Consent
+
+    latest = Consent.objects.filter(patient=OuterRef("pk")).order_by("-recorded_at", "-pk")
+    return (
+        Patient.objects.annotate(
+            consent_status=Subquery(latest.values("status")[:1]),
+            consent_from=Subquery(latest.values("valid_from")[:1]),
+            consent_to=Subquery(latest.values("valid_to")[:1]),
+        )
+        .filter(consent_status=Consent.Status.GIVEN, consent_from__lte=today)
+        .filter(Q(consent_to__isnull=True) | Q(consent_to__gte=today))
+        .values("pk")
+    )
+
+
+def readable_patients(actor: Actor) -> QuerySet[Patient]:
+    """Every patient the actor may read; the basis of every list, search and check."""
+    if actor.kind == "anonymous" or actor.is_bridge:
+        return Patient.objects.none()
+    if actor.role == roles.ADMIN:
+        return Patient.objects.all()
+    if actor.role == roles.PATIENT:
+        return Patient.objects.filter(user=actor.user)
+    if actor.role == roles.COMMUNITY_DOCTOR:
+        return Patient.objects.filter(
+            community__hubs__memberships__practitioner__user=actor.user
+        ).distinct()
+    if actor.role == roles.HOSPITAL_CLINICIAN and actor.hospital_id:
+        qs = Patient.objects.filter(_hospital_visible(actor.hospital_id)).distinct()
+        if actor.user is not None:
+            # break-the-glass is personal: only the user who declared it sees through it
+            qs = qs.filter(
+                Q(referrals__hospital_id=actor.hospital_id)
+                | Q(pk__in=_consenting_patient_ids(date.today()))
+                | Q(break_glass__user=actor.user, break_glass__expires_at__gt=timezone.now())
+            ).distinct()
+        return qs
+    return Patient.objects.none()
+
+
+def can_read_patient(actor: Actor, patient: Patient | int) -> bool:
+    pk = patient if isinstance(patient, int) else patient.pk
+    return readable_patients(actor).filter(pk=pk).exists()
+
+
+def can_write_patient(actor: Actor, patient: Patient | int) -> bool:
+    """Bridges write for their household; clinicians write where they may read; patients never."""
+    pk = patient if isinstance(patient, int) else patient.pk
+    if actor.is_bridge:
+        return pk in actor.household
+    if actor.role in (roles.ADMIN, roles.COMMUNITY_DOCTOR, roles.HOSPITAL_CLINICIAN):
+        return can_read_patient(actor, pk)
+    return False

@@ -1,0 +1,73 @@
+"""IEEE 11073-10101 nomenclature codes used by the GATT decoders.
+
+Why: the FHIR mapper codes every observation with ``urn:iso:std:iso:11073:10101`` as the PHD IG
+requires; choosing the code here, once, keeps the decoders and the mapper in agreement.
+
+A full code is ``partition * 65536 + term code``. Term codes are those of IEEE 11073-10101 as
+listed in open implementations of IEEE 11073-20601 (Signove "Antidote" stack,
+``src/specializations/*.h``; the PHD nomenclature tables of the Android ``Nomenclature`` classes
+of open 11073 managers), partitions MDC_PART_OBJ = 1, MDC_PART_SCADA = 2, MDC_PART_PHD_DM = 128,
+MDC_PART_PHD_HF = 129.
+"""
+
+from __future__ import annotations
+
+_OBJ = 1 << 16
+_SCADA = 2 << 16
+_PHD_DM = 128 << 16
+_PHD_HF = 129 << 16
+
+# Blood pressure (IEEE 11073-10407)
+MDC_PRESS_BLD_NONINV_SYS = _SCADA + 18949  # 150021
+MDC_PRESS_BLD_NONINV_DIA = _SCADA + 18950  # 150022
+MDC_PRESS_BLD_NONINV_MEAN = _SCADA + 18951  # 150023
+MDC_PULS_RATE_NON_INV = _SCADA + 18474  # 149546
+# Intermediate cuff pressure: the MDC_PRESS_CUFF group (…_SYS = 150301, …_MEAN = 150303 in
+# IHE PCD-01 traffic); the undifferentiated cuff pressure is its base term 19228.
+MDC_PRESS_CUFF = _SCADA + 19228  # 150300
+
+# Heart rate / ECG
+MDC_ECG_HEART_RATE = _SCADA + 16770  # 147842
+MDC_ECG_TIME_PD_RR_GL = _SCADA + 16168  # 147240 (RR interval, global)
+MDC_HF_ENERGY = _PHD_HF + 119  # 8454263 (energy expended, IEEE 11073-10441)
+
+# Pulse oximetry (IEEE 11073-10404)
+MDC_PULS_OXIM_SAT_O2 = _SCADA + 19384  # 150456
+MDC_PULS_OXIM_PULS_RATE = _SCADA + 18458  # 149530
+MDC_PULS_OXIM_PERF_REL = _SCADA + 19376  # 150448 (pulse amplitude index)
+
+# Thermometer (IEEE 11073-10408); one code per Bluetooth Temperature Type.
+MDC_TEMP_BODY = _SCADA + 19292  # 150364
+MDC_TEMP_TYMP = _SCADA + 19320  # 150392
+MDC_TEMP_RECT = _SCADA + 57348  # 188420
+MDC_TEMP_ORAL = _SCADA + 57352  # 188424
+MDC_TEMP_EAR = _SCADA + 57356  # 188428
+MDC_TEMP_FINGER = _SCADA + 57360  # 188432
+MDC_TEMP_TOE = _SCADA + 57376  # 188448
+MDC_TEMP_AXILLA = _SCADA + 57380  # 188452
+MDC_TEMP_GIT = _SCADA + 57384  # 188456
+
+# Weighing scale (IEEE 11073-10415)
+MDC_MASS_BODY_ACTUAL = _SCADA + 57664  # 188736
+MDC_LEN_BODY_ACTUAL = _SCADA + 57668  # 188740
+MDC_RATIO_MASS_BODY_LEN_SQ = _SCADA + 57680  # 188752
+
+# Glucose (IEEE 11073-10417); one code per Bluetooth glucose Type nibble.
+MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD = _SCADA + 29112  # 160184
+MDC_CONC_GLU_CAPILLARY_PLASMA = _SCADA + 29116  # 160188
+MDC_CONC_GLU_VENOUS_WHOLEBLOOD = _SCADA + 29120  # 160192
+MDC_CONC_GLU_VENOUS_PLASMA = _SCADA + 29124  # 160196
+MDC_CONC_GLU_ARTERIAL_WHOLEBLOOD = _SCADA + 29128  # 160200
+MDC_CONC_GLU_ARTERIAL_PLASMA = _SCADA + 29132  # 160204
+MDC_CONC_GLU_CONTROL = _SCADA + 29136  # 160208
+MDC_CONC_GLU_ISF = _SCADA + 29140  # 160212
+MDC_CONC_HBA1C = _SCADA + 29148  # 160220
+MDC_CONC_GLU_UNDETERMINED_WHOLEBLOOD = _SCADA + 29292  # 160364
+MDC_CONC_GLU_UNDETERMINED_PLASMA = _SCADA + 29296  # 160368
+MDC_CONC_GLU_GEN = _SCADA + 28948  # 160020 (type not given)
+MDC_CTXT_GLU_EXERCISE = _PHD_DM + 29152  # 8417760
+MDC_CTXT_GLU_CARB = _PHD_DM + 29156  # 8417764
+MDC_CTXT_MEDICATION = _PHD_DM + 29188  # 8417796
+
+# Device (IEEE 11073-20601 object infrastructure)
+MDC_ATTR_VAL_BATT_CHARGE = _OBJ + 2460  # 67996

@@ -1,0 +1,127 @@
+"""Audit: every read or write of a patient's data leaves a record, chained by SHA-256.
+
+Each record carries the hash of the one before it, so deleting or editing one breaks the chain
+(`python manage.py verify_audit` finds where). Appends are serialised: on PostgreSQL with a
+transaction-level advisory lock, on SQLite by its single writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from clinic.access import Actor
+from fhir.models import AuditEvent
+
+_LOCK_KEY = 0x5347_4155  # "SGAU"
+
+
+def _digest(fields: dict, previous_hash: str) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
+
+
+def _fields(event: AuditEvent) -> dict:
+    return {
+        "recorded": event.recorded.isoformat(),
+        "action": event.action,
+        "outcome": event.outcome,
+        "agent_type": event.agent_type,
+        "agent_id": event.agent_id,
+        "agent_role": event.agent_role,
+        "patient": event.patient_id,
+        "entity": event.entity,
+        "purpose": event.purpose,
+        "channel": event.channel,
+        "detail": event.detail,
+    }
+
+
+def record(
+    actor: Actor,
+    *,
+    action: str,
+    channel: str,
+    patient_id: int | None = None,
+    entity: str = "",
+    purpose: str = "",
+    detail: str = "",
+    outcome: str = "0",
+) -> AuditEvent:
+    """Append one audit record. Call inside the transaction of the access it records."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
+        event = AuditEvent(
+            recorded=timezone.now(),
+            action=action,
+            outcome=outcome,
+            agent_type=actor.kind,
+            agent_id=actor.id,
+            agent_role=actor.role or "",
+            patient_id=patient_id,
+            entity=entity[:200],
+            purpose=purpose[:200],
+            channel=channel,
+            detail=detail[:500],
+            previous_hash=last,
+        )
+        event.hash = _digest(_fields(event), last)
+        event.save()
+    return event
+
+
+def verify_chain() -> tuple[int, int | None]:
+    """Walk the chain; return (records checked, id of the first broken record or None)."""
+    previous = ""
+    count = 0
+    for event in AuditEvent.objects.order_by("id").iterator():
+        count += 1
+        if event.previous_hash != previous or _digest(_fields(event), previous) != event.hash:
+            return count, event.pk
+        previous = event.hash
+    return count, None
+
+
+def as_fhir(event: AuditEvent, base_patient_ref: str = "Patient") -> dict:
+    """The record as a FHIR R4B AuditEvent."""
+    body: dict = {
+        "resourceType": "AuditEvent",
+        "id": str(event.pk),
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "action": event.action,
+        "recorded": event.recorded.isoformat(),
+        "outcome": event.outcome,
+        "agent": [
+            {
+                "type": {"text": event.agent_type},
+                "who": {"identifier": {"value": event.agent_id}},
+                "requestor": True,
+                **({"role": [{"text": event.agent_role}]} if event.agent_role else {}),
+                **({"purposeOfUse": [{"text": event.purpose}]} if event.purpose else {}),
+            }
+        ],
+        "source": {"observer": {"display": f"smart-guangdong/{event.channel}"}},
+    }
+    entities = []
+    if event.patient_id:
+        entities.append({"what": {"reference": f"{base_patient_ref}/{event.patient_id}"}})
+    if event.entity:
+        entities.append(
+            {
+                "what": {"display": event.entity},
+                **({"description": event.detail} if event.detail else {}),
+            }
+        )
+    if entities:
+        body["entity"] = entities
+    return body

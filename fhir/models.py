@@ -1,0 +1,188 @@
+"""The resource store: versioned FHIR resources, their search index, and the typed vitals table.
+
+`Resource` holds the current version of each stored resource; `ResourceVersion` every version
+(for vread and `_history`). Search runs on small index tables written in the same transaction as
+the resource. `ResourceIdentifier` carries a unique constraint on (type, system, value): it is what
+makes a replayed bridge upload create nothing new, even when replays race.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Resource(models.Model):
+    resource_type = models.CharField(max_length=64)
+    logical_id = models.CharField(max_length=64)
+    version_id = models.PositiveIntegerField(default=1)
+    last_updated = models.DateTimeField(db_index=True)
+    deleted = models.BooleanField(default=False)
+    body = models.JSONField()
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="fhir_resources",
+        help_text="The patient compartment the resource belongs to (for access checks).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "logical_id"], name="unique_logical_id"
+            )
+        ]
+        indexes = [models.Index(fields=["resource_type", "patient", "last_updated"])]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}/{self.logical_id}"
+
+
+class ResourceVersion(models.Model):
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="versions")
+    version_id = models.PositiveIntegerField()
+    last_updated = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+    method = models.CharField(max_length=10)
+    body = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "version_id"], name="unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource}/_history/{self.version_id}"
+
+
+class ResourceIdentifier(models.Model):
+    """Business identifiers; unique per type so conditional creates are race-free."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="identifier_rows")
+    resource_type = models.CharField(max_length=64)
+    system = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "system", "value"], name="unique_business_identifier"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}|{self.value}"
+
+
+class SearchIndex(models.Model):
+    """Common columns of the search-index tables: which resource, which parameter."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}.{self.param}"
+
+
+class SearchToken(SearchIndex):
+    system = models.CharField(max_length=255, blank=True)
+    code = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["resource_type", "param", "code", "system"])]
+
+
+class SearchDate(SearchIndex):
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["resource_type", "param", "start"])]
+
+
+class SearchReference(SearchIndex):
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["resource_type", "param", "target_type", "target_id"])]
+
+
+class SearchQuantity(SearchIndex):
+    value = models.FloatField()
+    system = models.CharField(max_length=255, blank=True)
+    code = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["resource_type", "param", "value"])]
+
+
+class SearchString(SearchIndex):
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["resource_type", "param", "value"])]
+
+
+class VitalSign(models.Model):
+    """One typed reading per Observation (or per panel), for charts and rules.
+
+    Written in the same transaction as its Observation. `vital` uses the rule keys of
+    `clinic.rules` ("systolic_bp", "spo2", ...); a blood-pressure panel gives one row per
+    component so rules and charts need no JSON parsing.
+    """
+
+    patient = models.ForeignKey("clinic.Patient", on_delete=models.CASCADE, related_name="vitals")
+    observation = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="vitals")
+    vital = models.CharField(max_length=32)
+    loinc = models.CharField(max_length=20, blank=True)
+    mdc = models.PositiveIntegerField(null=True, blank=True)
+    effective_at = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    unit = models.CharField(max_length=32, blank=True)
+    data_absent = models.CharField(max_length=32, blank=True)
+    device = models.CharField(max_length=255, blank=True, help_text="The monitor's identifier.")
+    source = models.CharField(max_length=16, default="ble")
+    status = models.CharField(max_length=16, default="final")
+    flags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["patient", "vital", "-effective_at"]),
+            models.Index(fields=["effective_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vital}={self.value}{self.unit} @ {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEvent(models.Model):
+    """Who read or wrote whose data, when and why; chained by hash so tampering shows."""
+
+    recorded = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=1)  # C R U D E (FHIR AuditEvent.action)
+    outcome = models.CharField(max_length=2, default="0")  # 0 success, 4 minor failure, 8 serious
+    agent_type = models.CharField(max_length=32)  # user | bridge | system | anonymous
+    agent_id = models.CharField(max_length=150)
+    agent_role = models.CharField(max_length=32, blank=True)
+    patient = models.ForeignKey(
+        "clinic.Patient", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    entity = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=16)  # page | fhir | websocket | hl7 | export | cli
+    detail = models.CharField(max_length=500, blank=True)
+    previous_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.recorded:%Y-%m-%d %H:%M:%S} {self.agent_id} {self.action} {self.entity}"

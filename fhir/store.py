@@ -1,0 +1,657 @@
+"""Writing the shared record: create, update, delete, and transaction/batch Bundles.
+
+Contract for callers: pass an `Actor` (clinic.access); every write checks it with
+`can_write_patient` and leaves an audit record. A create with a business identifier that already
+exists returns the stored resource (200) instead of a copy: the database's unique constraint on
+(type, system, value) decides, inside a savepoint, so parallel replays of the same upload still
+store each reading once. Typed vitals rows are written in the same transaction; rule evaluation
+is announced only after commit (`fhir.signals.vitals_stored`).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clinic.access import Actor, can_write_patient
+from clinic.lookup import find_patient
+from clinic.models import Patient
+from fhir import audit, params, vitals
+from fhir.errors import (
+    BadRequest,
+    FhirError,
+    Forbidden,
+    Gone,
+    MethodNotAllowed,
+    NotFound,
+    PreconditionFailed,
+    TooLarge,
+    Unprocessable,
+)
+from fhir.models import (
+    Resource,
+    ResourceIdentifier,
+    ResourceVersion,
+    SearchDate,
+    SearchQuantity,
+    SearchReference,
+    SearchString,
+    SearchToken,
+    VitalSign,
+)
+from fhir.signals import vitals_stored
+from fhir.validation import validate_resource
+
+BRIDGE_WRITABLE = {"Observation", "Device"}
+
+
+@dataclass
+class WriteResult:
+    resource: Resource
+    created: bool
+    status: str  # "201 Created" | "200 OK"
+    vital_ids: list[int] = field(default_factory=list)
+
+
+def _now():
+    return timezone.now()
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+
+def resolve_patient(reference: dict | None) -> Patient | None:
+    """The Patient a reference points at: `Patient/{id}` or a logical identifier reference."""
+    if not reference:
+        return None
+    target = params.reference_target(reference)
+    if target:
+        if target[0] != "Patient":
+            raise Unprocessable(f"subject must reference a Patient, not {target[0]}")
+        patient = Patient.objects.filter(pk=int(target[1])).first() if target[1].isdigit() else None
+        if patient is None:
+            raise Unprocessable(f"unknown patient {reference['reference']!r}")
+        return patient
+    identifier = reference.get("identifier") if isinstance(reference, dict) else None
+    if identifier and identifier.get("value"):
+        patient = find_patient(identifier["value"], identifier.get("system"))
+        if patient is None:
+            raise Unprocessable(
+                f"unknown patient identifier {identifier.get('system', '')}|{identifier['value']}"
+            )
+        return patient
+    raise Unprocessable("the patient reference has neither a reference nor an identifier")
+
+
+def _patient_of(body: dict) -> Patient | None:
+    path = params.PATIENT_PATHS.get(body["resourceType"])
+    if not path:
+        return None
+    ref = body.get(path)
+    if isinstance(ref, list):
+        ref = ref[0] if ref else None
+    patient = resolve_patient(ref)
+    if patient is not None:
+        body[path] = {**ref, "reference": f"Patient/{patient.pk}"}
+    return patient
+
+
+def _check_write(actor: Actor, resource_type: str, patient: Patient | None) -> None:
+    if actor.kind == "anonymous":
+        raise Forbidden("authentication required")
+    if actor.is_bridge and resource_type not in BRIDGE_WRITABLE:
+        raise Forbidden(f"a bridge may write Observation and Device only, not {resource_type}")
+    if patient is None:
+        if actor.is_bridge or actor.role in ("admin", "community_doctor", "hospital_clinician"):
+            return
+        raise Forbidden("not allowed to write this resource")
+    if not can_write_patient(actor, patient):
+        if actor.is_bridge:
+            raise Forbidden(
+                f"this bridge serves another household: it may not write for patient {patient.pk}"
+            )
+        raise Forbidden(f"not allowed to write the record of patient {patient.pk}")
+
+
+# --- index --------------------------------------------------------------------------------------
+
+
+def _index(resource: Resource, body: dict) -> None:
+    rtype = resource.resource_type
+    tokens, dates, refs, quantities, strings, identifiers = [], [], [], [], [], set()
+    for name, kind, paths in params.STORED_TYPES.get(rtype, []):
+        for path in paths:
+            for value in params.walk(body, path):
+                if kind == params.TOKEN:
+                    for system, code in params.tokens(value):
+                        tokens.append(
+                            SearchToken(
+                                resource=resource,
+                                resource_type=rtype,
+                                param=name,
+                                system=system[:255],
+                                code=code[:255],
+                            )
+                        )
+                        if name == "identifier" and system:
+                            identifiers.add((system[:255], code[:255]))
+                elif kind == params.DATE:
+                    span = params.date_range(value)
+                    if span:
+                        dates.append(
+                            SearchDate(
+                                resource=resource,
+                                resource_type=rtype,
+                                param=name,
+                                start=span[0],
+                                end=span[1],
+                            )
+                        )
+                elif kind == params.REFERENCE:
+                    target = params.reference_target(value)
+                    if target:
+                        refs.append(
+                            SearchReference(
+                                resource=resource,
+                                resource_type=rtype,
+                                param=name,
+                                target_type=target[0],
+                                target_id=target[1],
+                            )
+                        )
+                elif kind == params.QUANTITY:
+                    if isinstance(value, dict) and value.get("value") is not None:
+                        quantities.append(
+                            SearchQuantity(
+                                resource=resource,
+                                resource_type=rtype,
+                                param=name,
+                                value=float(value["value"]),
+                                system=value.get("system", "")[:255],
+                                code=value.get("code", "")[:64],
+                            )
+                        )
+                elif kind == params.STRING and isinstance(value, str):
+                    strings.append(
+                        SearchString(
+                            resource=resource,
+                            resource_type=rtype,
+                            param=name,
+                            value=value.lower()[:255],
+                        )
+                    )
+    if identifiers:
+        # The unique constraint here is what makes replays idempotent.
+        ResourceIdentifier.objects.bulk_create(
+            [
+                ResourceIdentifier(resource=resource, resource_type=rtype, system=s, value=v)
+                for s, v in identifiers
+            ]
+        )
+    for model, rows in (
+        (SearchToken, tokens),
+        (SearchDate, dates),
+        (SearchReference, refs),
+        (SearchQuantity, quantities),
+        (SearchString, strings),
+    ):
+        if rows:
+            model.objects.bulk_create(rows)
+
+
+def _unindex(resource: Resource) -> None:
+    for model in (SearchToken, SearchDate, SearchReference, SearchQuantity, SearchString):
+        model.objects.filter(resource=resource).delete()
+    ResourceIdentifier.objects.filter(resource=resource).delete()
+    VitalSign.objects.filter(observation=resource).delete()
+
+
+def _store_vitals(resource: Resource, body: dict, source: str) -> list[int]:
+    if resource.resource_type != "Observation" or resource.patient_id is None:
+        return []
+    try:
+        rows = vitals.extract(body)
+    except vitals.UnitError as exc:
+        raise Unprocessable(str(exc), expression="Observation.valueQuantity.code") from None
+    if not rows:
+        return []
+    when = vitals.effective_time(body)
+    if not when:
+        raise Unprocessable(
+            "a vital-signs Observation needs an effective time", expression="Observation.effective"
+        )
+    try:
+        effective_at = vitals.parse_instant(when)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), expression="Observation.effective") from None
+    device = (body.get("device") or {}).get("reference", "")
+    flags = [
+        c.get("code")
+        for i in body.get("interpretation", [])
+        for c in i.get("coding", [])
+        if c.get("code")
+    ]
+    created = VitalSign.objects.bulk_create(
+        [
+            VitalSign(
+                patient_id=resource.patient_id,
+                observation=resource,
+                vital=row.vital,
+                loinc=row.loinc,
+                mdc=row.mdc,
+                effective_at=effective_at,
+                value=row.value,
+                unit=row.unit,
+                data_absent=row.data_absent,
+                device=device[:255],
+                source=source,
+                status=body.get("status", "final"),
+                flags=flags,
+            )
+            for row in rows
+        ]
+    )
+    return [v.pk for v in created if v.pk is not None]
+
+
+# --- single-resource operations -----------------------------------------------------------------
+
+
+def parse_if_none_exist(query: str) -> tuple[str, str]:
+    """Only `identifier=system|value` is supported for conditional create."""
+    pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1]:
+        raise BadRequest("If-None-Exist supports only identifier=system|value")
+    system, _, value = pairs[0][1].partition("|")
+    return system, value
+
+
+def _existing_by_identifier(resource_type: str, system: str, value: str) -> Resource | None:
+    row = (
+        ResourceIdentifier.objects.filter(resource_type=resource_type, system=system, value=value)
+        .select_related("resource")
+        .first()
+    )
+    return row.resource if row else None
+
+
+def create(
+    actor: Actor,
+    body: dict,
+    *,
+    if_none_exist: str | None = None,
+    source: str = "fhir",
+    audit_it: bool = True,
+) -> WriteResult:
+    """Create a resource (conditionally when `if_none_exist` is given). Runs in a savepoint."""
+    body = copy.deepcopy(validate_resource(body))
+    rtype = body["resourceType"]
+    if rtype not in params.STORED_TYPES:
+        raise MethodNotAllowed(f"{rtype} is not stored here (read-only projection or unsupported)")
+    patient = _patient_of(body)
+    _check_write(actor, rtype, patient)
+    if if_none_exist:
+        existing = _existing_by_identifier(rtype, *parse_if_none_exist(if_none_exist))
+        if existing is not None:
+            return WriteResult(existing, False, "200 OK")
+    logical_id = str(uuid.uuid4())
+    now = _now()
+    body["id"] = logical_id
+    body["meta"] = {**body.get("meta", {}), "versionId": "1", "lastUpdated": now.isoformat()}
+    try:
+        with transaction.atomic():
+            resource = Resource.objects.create(
+                resource_type=rtype,
+                logical_id=logical_id,
+                last_updated=now,
+                body=body,
+                patient=patient,
+            )
+            ResourceVersion.objects.create(
+                resource=resource, version_id=1, last_updated=now, method="POST", body=body
+            )
+            _index(resource, body)
+            vital_ids = _store_vitals(resource, body, source)
+    except IntegrityError:
+        # Another write stored the same business identifier first: return that one.
+        for system, value in {(s, c) for s, c in _identifiers(body)}:
+            existing = _existing_by_identifier(rtype, system, value)
+            if existing is not None:
+                return WriteResult(existing, False, "200 OK")
+        raise
+    if audit_it:
+        audit.record(
+            actor,
+            action="C",
+            channel="fhir",
+            patient_id=patient.pk if patient else None,
+            entity=f"{rtype}/{logical_id}",
+        )
+    if vital_ids:
+        _announce(patient.pk, vital_ids)
+    return WriteResult(resource, True, "201 Created", vital_ids)
+
+
+def _identifiers(body: dict):
+    for value in body.get("identifier", []) or []:
+        if value.get("system") and value.get("value"):
+            yield value["system"][:255], str(value["value"])[:255]
+
+
+def _announce(patient_id: int, vital_ids: list[int]) -> None:
+    transaction.on_commit(
+        lambda: vitals_stored.send(sender=Resource, patient_id=patient_id, vital_ids=vital_ids)
+    )
+
+
+def get_current(resource_type: str, logical_id: str) -> Resource:
+    resource = Resource.objects.filter(resource_type=resource_type, logical_id=logical_id).first()
+    if resource is None:
+        raise NotFound(f"{resource_type}/{logical_id} is not known")
+    if resource.deleted:
+        raise Gone(f"{resource_type}/{logical_id} was deleted")
+    return resource
+
+
+def update(
+    actor: Actor, resource_type: str, logical_id: str, body: dict, *, if_match: str | None = None
+) -> WriteResult:
+    body = copy.deepcopy(validate_resource(body, resource_type))
+    if body.get("id") != logical_id:
+        raise BadRequest(
+            f"the body's id {body.get('id')!r} does not match the URL's {logical_id!r}"
+        )
+    if resource_type not in params.STORED_TYPES:
+        raise MethodNotAllowed(f"{resource_type} is read-only here")
+    patient = _patient_of(body)
+    _check_write(actor, resource_type, patient)
+    with transaction.atomic():
+        resource = (
+            Resource.objects.select_for_update()
+            .filter(resource_type=resource_type, logical_id=logical_id)
+            .first()
+        )
+        if resource is None:
+            raise NotFound(
+                f"{resource_type}/{logical_id} is not known (update-as-create is not supported)"
+            )
+        if resource.patient_id and not can_write_patient(actor, resource.patient_id):
+            raise Forbidden(f"not allowed to write {resource_type}/{logical_id}")
+        if if_match and if_match.strip('W/"') != str(resource.version_id):
+            raise PreconditionFailed(f"version is {resource.version_id}, If-Match asked {if_match}")
+        now = _now()
+        resource.version_id += 1
+        body["meta"] = {
+            **body.get("meta", {}),
+            "versionId": str(resource.version_id),
+            "lastUpdated": now.isoformat(),
+        }
+        resource.body, resource.last_updated, resource.deleted, resource.patient = (
+            body,
+            now,
+            False,
+            patient,
+        )
+        resource.save()
+        ResourceVersion.objects.create(
+            resource=resource,
+            version_id=resource.version_id,
+            last_updated=now,
+            method="PUT",
+            body=body,
+        )
+        _unindex(resource)
+        try:
+            with transaction.atomic():
+                _index(resource, body)
+        except IntegrityError:
+            from fhir.errors import Conflict
+
+            raise Conflict("another resource already has this identifier") from None
+        vital_ids = _store_vitals(resource, body, "fhir")
+        audit.record(
+            actor,
+            action="U",
+            channel="fhir",
+            patient_id=patient.pk if patient else None,
+            entity=f"{resource_type}/{logical_id}",
+        )
+        if vital_ids:
+            _announce(patient.pk, vital_ids)
+    return WriteResult(resource, False, "200 OK", vital_ids)
+
+
+def delete(actor: Actor, resource_type: str, logical_id: str) -> None:
+    if actor.is_bridge:
+        raise Forbidden("a bridge may not delete")
+    with transaction.atomic():
+        resource = (
+            Resource.objects.select_for_update()
+            .filter(resource_type=resource_type, logical_id=logical_id)
+            .first()
+        )
+        if resource is None or resource.deleted:
+            return  # FHIR: deleting what is not there succeeds
+        if resource.patient_id and not can_write_patient(actor, resource.patient_id):
+            raise Forbidden(f"not allowed to delete {resource_type}/{logical_id}")
+        if resource.patient_id is None and actor.role != "admin":
+            raise Forbidden("only an administrator deletes resources outside a patient's record")
+        now = _now()
+        resource.version_id += 1
+        resource.deleted, resource.last_updated = True, now
+        resource.save()
+        ResourceVersion.objects.create(
+            resource=resource,
+            version_id=resource.version_id,
+            last_updated=now,
+            deleted=True,
+            method="DELETE",
+            body=resource.body,
+        )
+        _unindex(resource)
+        audit.record(
+            actor,
+            action="D",
+            channel="fhir",
+            patient_id=resource.patient_id,
+            entity=f"{resource_type}/{logical_id}",
+        )
+
+
+# --- Bundles ------------------------------------------------------------------------------------
+
+
+def _rewrite_refs(node, mapping: dict[str, str]):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in mapping:
+                node[key] = mapping[value]
+            else:
+                _rewrite_refs(value, mapping)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite_refs(item, mapping)
+
+
+def _refs_in(node) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("reference")
+            if isinstance(ref, str) and ref.startswith("urn:"):
+                found.add(ref)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _check_bundle(bundle: dict, kinds: tuple[str, ...]) -> list[dict]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise BadRequest("POST to the base expects a Bundle")
+    if bundle.get("type") not in kinds:
+        raise BadRequest(f"Bundle.type must be one of {', '.join(kinds)}", expression="Bundle.type")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise BadRequest("Bundle.entry must be a list")
+    if len(entries) > settings.FHIR_MAX_BUNDLE_ENTRIES:
+        raise TooLarge(
+            f"the Bundle has {len(entries)} entries; the limit is {settings.FHIR_MAX_BUNDLE_ENTRIES}"
+        )
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise BadRequest(f"entry {i} is not an object")
+        full_url = entry.get("fullUrl")
+        if full_url:
+            if full_url in seen:
+                raise BadRequest(
+                    f"entry {i}: duplicate fullUrl {full_url}",
+                    expression=f"Bundle.entry[{i}].fullUrl",
+                )
+            seen.add(full_url)
+        request = entry.get("request")
+        if not isinstance(request, dict) or request.get("method") not in (
+            "POST",
+            "PUT",
+            "DELETE",
+            "GET",
+        ):
+            raise BadRequest(
+                f"entry {i}: request.method must be POST, PUT, DELETE or GET",
+                expression=f"Bundle.entry[{i}].request",
+            )
+    return entries
+
+
+def _process_entry(actor: Actor, entry: dict, source: str) -> tuple[WriteResult | None, dict]:
+    request = entry["request"]
+    method, url = request["method"], request.get("url", "")
+    if method == "POST":
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            raise BadRequest("a POST entry needs a resource")
+        result = create(
+            actor, resource, if_none_exist=request.get("ifNoneExist"), source=source, audit_it=False
+        )
+        return result, {
+            "status": result.status,
+            "location": f"{result.resource.resource_type}/{result.resource.logical_id}/_history/{result.resource.version_id}",
+            "etag": f'W/"{result.resource.version_id}"',
+            "lastModified": result.resource.last_updated.isoformat(),
+        }
+    if method == "PUT":
+        rtype, _, logical_id = url.partition("/")
+        result = update(
+            actor, rtype, logical_id, entry.get("resource"), if_match=request.get("ifMatch")
+        )
+        return result, {
+            "status": result.status,
+            "location": f"{rtype}/{logical_id}/_history/{result.resource.version_id}",
+        }
+    if method == "DELETE":
+        rtype, _, logical_id = url.partition("/")
+        delete(actor, rtype, logical_id)
+        return None, {"status": "204 No Content"}
+    raise MethodNotAllowed("GET inside a transaction or batch is not supported; search separately")
+
+
+def _order(entries: list[dict]) -> list[int]:
+    """DELETE, then POST in reference order (a referenced urn:uuid first), then PUT."""
+    rank = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+    posts = [i for i, e in enumerate(entries) if e["request"]["method"] == "POST"]
+    by_url = {entries[i].get("fullUrl"): i for i in posts if entries[i].get("fullUrl")}
+    ordered: list[int] = []
+    done: set[int] = set()
+
+    def visit(i: int, trail: frozenset[int]) -> None:
+        if i in done or i in trail:
+            return
+        for ref in _refs_in(entries[i].get("resource")):
+            if ref in by_url:
+                visit(by_url[ref], trail | {i})
+        done.add(i)
+        ordered.append(i)
+
+    for i in posts:
+        visit(i, frozenset())
+    others = sorted(
+        (i for i in range(len(entries)) if i not in done),
+        key=lambda i: rank[entries[i]["request"]["method"]],
+    )
+    return (
+        [i for i in others if rank[entries[i]["request"]["method"]] == 0]
+        + ordered
+        + [i for i in others if rank[entries[i]["request"]["method"]] > 0]
+    )
+
+
+def process_bundle(actor: Actor, bundle: dict, *, source: str = "fhir") -> dict:
+    """Run a transaction (all or nothing) or batch (each entry alone) Bundle; return the response."""
+    entries = _check_bundle(bundle, ("transaction", "batch"))
+    if bundle["type"] == "transaction":
+        return _transaction(actor, entries, source)
+    return _batch(actor, entries, source)
+
+
+def _transaction(actor: Actor, entries: list[dict], source: str) -> dict:
+    entries = copy.deepcopy(entries)
+    responses: list[dict | None] = [None] * len(entries)
+    mapping: dict[str, str] = {}
+    written: dict[int | None, list[str]] = defaultdict(list)
+    with transaction.atomic():
+        for i in _order(entries):
+            entry = entries[i]
+            if isinstance(entry.get("resource"), dict):
+                _rewrite_refs(entry["resource"], mapping)
+            try:
+                result, response = _process_entry(actor, entry, source)
+            except FhirError as exc:
+                exc.diagnostics = f"entry {i}: {exc.diagnostics}"
+                raise
+            responses[i] = {"response": response}
+            if result is not None:
+                target = f"{result.resource.resource_type}/{result.resource.logical_id}"
+                if entry.get("fullUrl"):
+                    mapping[entry["fullUrl"]] = target
+                if result.created:
+                    written[result.resource.patient_id].append(target)
+        for patient_id, targets in written.items():
+            audit.record(
+                actor,
+                action="C",
+                channel="fhir",
+                patient_id=patient_id,
+                entity=targets[0],
+                detail=f"transaction wrote {len(targets)} resources",
+            )
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
+
+
+def _batch(actor: Actor, entries: list[dict], source: str) -> dict:
+    responses = []
+    for entry in entries:
+        try:
+            with transaction.atomic():
+                result, response = _process_entry(actor, copy.deepcopy(entry), source)
+                if result is not None and result.created:
+                    audit.record(
+                        actor,
+                        action="C",
+                        channel="fhir",
+                        patient_id=result.resource.patient_id,
+                        entity=f"{result.resource.resource_type}/{result.resource.logical_id}",
+                    )
+            responses.append({"response": response})
+        except FhirError as exc:
+            responses.append({"response": {"status": f"{exc.status}", "outcome": exc.outcome()}})
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
