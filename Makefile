@@ -6,9 +6,16 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup demo test lint fmt bench run migrate seed clean
+.PHONY: setup demo test lint fmt bench run migrate seed clean browser
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed frontend/static/vendor/.installed
+
+# Front-end libraries come from the npm registry (package.json), never from a CDN.
+frontend/static/vendor/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p frontend/static/vendor
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css frontend/static/vendor/
+	@touch $@
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +40,14 @@ demo: seed
 	@echo "  stop with Ctrl-C; a second 'make demo' reuses the data in var/"
 	$(PY) manage.py rundemo --host $(HOST) --port $(PORT)
 
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # ruff, then pytest against PostgreSQL and Redis when reachable (required when CI=true).
-test: setup
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) tests/run_with_services.py

@@ -50,6 +50,11 @@ def actor_for_user(user) -> Actor:
     return Actor(kind="user", id=user.get_username(), role=role, user=user, hospital_id=hospital_id)
 
 
+def actor_for_interface(name: str) -> Actor:
+    """A hospital device interface (HL7 v2 feed, DICOM import): writes any patient, reads none."""
+    return Actor(kind="system", id=f"interface/{name}", role="interface")
+
+
 def actor_for_bridge(bridge) -> Actor:
     return Actor(
         kind="bridge",
@@ -125,6 +130,8 @@ def can_write_patient(actor: Actor, patient: Patient | int) -> bool:
     pk = patient if isinstance(patient, int) else patient.pk
     if actor.is_bridge:
         return pk in actor.household
+    if actor.kind == "system" and actor.role == "interface":
+        return True
     if actor.role in (roles.ADMIN, roles.COMMUNITY_DOCTOR, roles.HOSPITAL_CLINICIAN):
         return can_read_patient(actor, pk)
     return False

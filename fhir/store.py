@@ -109,7 +109,12 @@ def _check_write(actor: Actor, resource_type: str, patient: Patient | None) -> N
     if actor.is_bridge and resource_type not in BRIDGE_WRITABLE:
         raise Forbidden(f"a bridge may write Observation and Device only, not {resource_type}")
     if patient is None:
-        if actor.is_bridge or actor.role in ("admin", "community_doctor", "hospital_clinician"):
+        if actor.is_bridge or actor.role in (
+            "admin",
+            "community_doctor",
+            "hospital_clinician",
+            "interface",
+        ):
             return
         raise Forbidden("not allowed to write this resource")
     if not can_write_patient(actor, patient):

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from frontend import views
+from frontend.views import patients
 
 app_name = "frontend"
 
@@ -11,5 +12,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hub/", views.hub_board, name="hub-board"),
     path("hospital/", views.hospital_inbox, name="hospital-inbox"),
-    path("me/", views.patient_home, name="patient-home"),
+    path("me/", patients.patient_home, name="patient-home"),
+    path("patients/<int:pk>/", patients.timeline, name="patient-timeline"),
+    path("patients/<int:pk>/vitals.json", patients.vitals_json, name="patient-vitals"),
+    path("patients/<int:pk>/thresholds", patients.edit_thresholds, name="patient-thresholds"),
 ]

@@ -39,3 +39,26 @@ def demo(db):
 def _fast_password_hashing(settings):
     """Demo users are created per test; PBKDF2's deliberate slowness would dominate the run."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+CHEN = "440106195803120021"  # 陈美玲, Tianhe hub
+LI = "440304196207150032"  # 李建国, Futian hub
+
+
+@pytest.fixture
+def bridge_token(demo):
+    """A bridge for 陈美玲's household; returns its bearer token."""
+    from clinic.models import Patient
+    from devices.models import Bridge
+
+    bridge = Bridge(name="陈美玲家")
+    token = bridge.issue_token()
+    bridge.save()
+    bridge.patients.set([Patient.objects.get(resident_id=CHEN)])
+    return token
+
+
+@pytest.fixture
+def bridge_client(client, bridge_token):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {bridge_token}"
+    return client

@@ -40,9 +40,3 @@ def hospital_inbox(request):
         "frontend/hospital_inbox.html",
         {"practitioner": practitioner, "hospital": practitioner.hospital},
     )
-
-
-@login_required
-def patient_home(request):
-    _require(request, roles.PATIENT)
-    return render(request, "frontend/patient_home.html", {"patient": request.user.patient})
