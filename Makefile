@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup demo test lint fmt bench run migrate seed clean browser
+.PHONY: setup demo test lint fmt bench run migrate seed clean browser messages up soak fuzz
 
 setup: $(VENV)/.installed frontend/static/vendor/.installed
 
@@ -42,9 +42,9 @@ demo: seed
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh | grep -q .; } || { \
+	  echo "installing Debian's chromium and CJK fonts for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
 
 # ruff, then pytest against PostgreSQL and Redis when reachable (required when CI=true).
 test: setup browser
@@ -62,6 +62,30 @@ fmt: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Cluster mode on one machine: PostgreSQL + Redis, two ASGI workers on one port, Celery workers
+# on the ingest, alerts and interfaces queues, and beat (Procfile; docs/scaling.md).
+up: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartgd
+up: export REDIS_URL ?= redis://127.0.0.1:6379/0
+up: setup
+	$(PY) -c "import psycopg, os; u = os.environ['DATABASE_URL'].replace('postgres://', 'postgresql://'); n = u.rsplit('/', 1)[1]; c = psycopg.connect(u.rsplit('/', 1)[0] + '/postgres', autocommit=True); c.execute('SELECT 1 FROM pg_database WHERE datname = %s', [n]).fetchone() or c.execute(f'CREATE DATABASE \"{n}\"')"
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py seed_demo
+	PORT=$(PORT) HOST=$(HOST) $(VENV)/bin/honcho start -f Procfile -p $(PORT)
+
+# The fault-injection tests at full length (a 10-minute server outage, longer Redis and
+# PostgreSQL outages); `make test` runs them shortened.
+soak: setup
+	SG_SOAK=1 $(PY) tests/run_with_services.py tests/e2e/test_faults_*.py -q
+
+# The fuzz tests with many more examples than `make test` gives them.
+fuzz: setup
+	SG_FUZZ_EXAMPLES=$${SG_FUZZ_EXAMPLES:-20000} $(PY) tests/run_with_services.py tests/fuzz -q -p no:timeout
+
+# Regenerate the Simplified Chinese catalogue from the sources, then compile it.
+messages: setup
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=node_modules --ignore=tests --ignore=bench --ignore=var
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:
 	rm -rf var/ .pytest_cache .ruff_cache .hypothesis

@@ -4,7 +4,8 @@ Views, the FHIR API and WebSocket consumers all call these functions; none re-im
 - a patient sees only themself;
 - a community doctor sees patients enrolled in communities served by their hubs;
 - a hospital clinician (or hospital system) sees a patient with an active referral/escalation to
-  their hospital, a current consent to province-wide sharing, or a break-the-glass access;
+  their hospital, a current consent to province-wide sharing, or (a clinician only, never a
+  machine) their own unexpired break-the-glass access;
 - a bridge writes (never reads) and only for its household's patients;
 - an admin sees everyone.
 """
@@ -14,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from clinic import roles
-from clinic.models import Patient, Referral
+from clinic.models import BreakGlassAccess, Consent, Patient, Referral
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,15 @@ class Actor:
     user: object | None = None
     hospital_id: int | None = None
     household: frozenset[int] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)  # SMART scopes of a system client
 
     @property
     def is_bridge(self) -> bool:
         return self.kind == "bridge"
+
+    @property
+    def is_hospital_system(self) -> bool:
+        return self.kind == "system" and self.role == roles.HOSPITAL_SYSTEM
 
 
 ANONYMOUS = Actor(kind="anonymous", id="anonymous")
@@ -55,6 +61,21 @@ def actor_for_interface(name: str) -> Actor:
     return Actor(kind="system", id=f"interface/{name}", role="interface")
 
 
+def actor_for_system_client(client, scopes) -> Actor:
+    """A hospital system (clinic.models.SystemClient) calling with an access token of `scopes`.
+
+    It sees exactly what a clinician of its hospital sees, less break-the-glass (which needs a
+    person and a written reason); its SMART scopes narrow that further per resource type.
+    """
+    return Actor(
+        kind="system",
+        id=f"client/{client.application.client_id}",
+        role=roles.HOSPITAL_SYSTEM,
+        hospital_id=client.hospital_id,
+        scopes=frozenset(scopes),
+    )
+
+
 def actor_for_bridge(bridge) -> Actor:
     return Actor(
         kind="bridge",
@@ -64,24 +85,20 @@ def actor_for_bridge(bridge) -> Actor:
     )
 
 
-def _hospital_visible(hospital_id: int) -> Q:
-    today = date.today()
-    now = timezone.now()
-    referred = Q(
-        referrals__hospital_id=hospital_id,
-        referrals__status__in=[Referral.Status.ACTIVE, Referral.Status.ACCEPTED],
-    )
-    consented = Q(pk__in=_consenting_patient_ids(today))
-    glass = Q(break_glass__expires_at__gt=now)
-    return referred | consented | glass
+# --- hospitals: referral, consent or break-the-glass ------------------------------------------
+# Each basis is a subquery of patient ids, evaluated afresh on every call: revoking a consent,
+# closing a referral or the end of a break-the-glass window takes effect on the next request.
+
+
+def _referred_patient_ids(hospital_id: int):
+    return Referral.objects.filter(
+        hospital_id=hospital_id,
+        status__in=[Referral.Status.ACTIVE, Referral.Status.ACCEPTED],
+    ).values("patient_id")
 
 
 def _consenting_patient_ids(today: date):
     """Patients whose latest consent record is 'given' and current."""
-    from django.db.models import OuterRef, Subquery
-
-    from clinic.models import Consent
-
     latest = Consent.objects.filter(patient=OuterRef("pk")).order_by("-recorded_at", "-pk")
     return (
         Patient.objects.annotate(
@@ -93,6 +110,22 @@ def _consenting_patient_ids(today: date):
         .filter(Q(consent_to__isnull=True) | Q(consent_to__gte=today))
         .values("pk")
     )
+
+
+def _break_glass_patient_ids(user):
+    """Break-the-glass is personal: only the user who declared it sees through it, until expiry."""
+    return BreakGlassAccess.objects.filter(user=user, expires_at__gt=timezone.now()).values(
+        "patient_id"
+    )
+
+
+def _hospital_visible(actor: Actor) -> Q:
+    q = Q(pk__in=_referred_patient_ids(actor.hospital_id)) | Q(
+        pk__in=_consenting_patient_ids(timezone.localdate())
+    )
+    if actor.kind == "user" and actor.user is not None:
+        q |= Q(pk__in=_break_glass_patient_ids(actor.user))
+    return q
 
 
 def readable_patients(actor: Actor) -> QuerySet[Patient]:
@@ -107,17 +140,33 @@ def readable_patients(actor: Actor) -> QuerySet[Patient]:
         return Patient.objects.filter(
             community__hubs__memberships__practitioner__user=actor.user
         ).distinct()
-    if actor.role == roles.HOSPITAL_CLINICIAN and actor.hospital_id:
-        qs = Patient.objects.filter(_hospital_visible(actor.hospital_id)).distinct()
-        if actor.user is not None:
-            # break-the-glass is personal: only the user who declared it sees through it
-            qs = qs.filter(
-                Q(referrals__hospital_id=actor.hospital_id)
-                | Q(pk__in=_consenting_patient_ids(date.today()))
-                | Q(break_glass__user=actor.user, break_glass__expires_at__gt=timezone.now())
-            ).distinct()
-        return qs
+    if actor.role in (roles.HOSPITAL_CLINICIAN, roles.HOSPITAL_SYSTEM) and actor.hospital_id:
+        return Patient.objects.filter(_hospital_visible(actor))
     return Patient.objects.none()
+
+
+def access_basis(actor: Actor, patient_id: int) -> str:
+    """Why the actor may see this patient, as a FHIR purpose-of-use for the audit trail.
+
+    PATRQT (their own record), TREAT (care team, referral, consent), BTG (break-the-glass),
+    HOPERAT (administration); "" when there is no basis.
+    """
+    if actor.role == roles.PATIENT:
+        return "PATRQT"
+    if actor.role == roles.ADMIN:
+        return "HOPERAT"
+    if actor.role == roles.COMMUNITY_DOCTOR:
+        return "TREAT"
+    if actor.role in (roles.HOSPITAL_CLINICIAN, roles.HOSPITAL_SYSTEM) and actor.hospital_id:
+        if _referred_patient_ids(actor.hospital_id).filter(patient_id=patient_id).exists():
+            return "TREAT"
+        if _consenting_patient_ids(timezone.localdate()).filter(pk=patient_id).exists():
+            return "TREAT"
+        if actor.kind == "user" and (
+            _break_glass_patient_ids(actor.user).filter(patient_id=patient_id).exists()
+        ):
+            return "BTG"
+    return ""
 
 
 def can_read_patient(actor: Actor, patient: Patient | int) -> bool:
@@ -132,6 +181,11 @@ def can_write_patient(actor: Actor, patient: Patient | int) -> bool:
         return pk in actor.household
     if actor.kind == "system" and actor.role == "interface":
         return True
-    if actor.role in (roles.ADMIN, roles.COMMUNITY_DOCTOR, roles.HOSPITAL_CLINICIAN):
+    if actor.role in (
+        roles.ADMIN,
+        roles.COMMUNITY_DOCTOR,
+        roles.HOSPITAL_CLINICIAN,
+        roles.HOSPITAL_SYSTEM,
+    ):
         return can_read_patient(actor, pk)
     return False

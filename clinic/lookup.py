@@ -9,7 +9,21 @@ SOCIAL_SECURITY_SYSTEM = "urn:oid:2.16.156.10011.1.15"
 
 
 def find_patient(value: str, system: str | None = None) -> Patient | None:
-    """The patient with this identifier; without a system any registered identifier matches."""
+    """The patient with this identifier; without a system any registered identifier matches.
+
+    A record the patient index merged into another answers with the survivor (FHIR replaced-by).
+    """
+    return _survivor(_find(value, system))
+
+
+def _survivor(patient: Patient | None) -> Patient | None:
+    hops = 0
+    while patient is not None and patient.merged_into_id and hops < 10:
+        patient, hops = patient.merged_into, hops + 1
+    return patient
+
+
+def _find(value: str, system: str | None) -> Patient | None:
     value = (value or "").strip()
     if not value:
         return None

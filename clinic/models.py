@@ -141,6 +141,17 @@ class Patient(models.Model):
         related_name="patient",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_from",
+        verbose_name=_("merged into"),
+        help_text=_(
+            "Set when the patient index merged this record into another (FHIR replaced-by)."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -339,3 +350,112 @@ class BreakGlassAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.patient}"
+
+
+class MatchReview(models.Model):
+    """A probable duplicate found by the master patient index (clinic.mpi), waiting for a person.
+
+    The incoming record was registered as its own patient so the sender got an id at once;
+    accepting merges it into the candidate, rejecting keeps the two apart for good.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted (merged)")
+        REJECTED = "rejected", _("Rejected (different people)")
+
+    incoming = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="match_reviews_as_incoming"
+    )
+    candidate = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="match_reviews_as_candidate"
+    )
+    score = models.IntegerField(_("score"))
+    reasons = models.JSONField(_("reasons"), default=list)
+    source = models.ForeignKey(
+        Hospital, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    submitted = models.JSONField(_("submitted record"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("patient match review")
+        verbose_name_plural = _("patient match reviews")
+
+    def __str__(self) -> str:
+        return f"{self.incoming} ≟ {self.candidate} ({self.score})"
+
+
+class PatientMerge(models.Model):
+    """One merge of `source` into `target`, with what moved, so unmerge can put it back."""
+
+    source = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    moved = models.JSONField(_("what moved"), default=dict)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("patient merge")
+        verbose_name_plural = _("patient merges")
+
+    def __str__(self) -> str:
+        return f"{self.source_id} → {self.target_id}"
+
+
+class SystemClient(models.Model):
+    """A hospital system (HIS/EMR) registered for SMART Backend Services.
+
+    The OAuth2 client itself is a django-oauth-toolkit Application (client credentials grant);
+    this row binds it to a hospital, holds the public keys (JWKS) its JWT client assertions are
+    signed with, and the SMART v2 scopes it may ask for.
+    """
+
+    application = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="system_client",
+    )
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="system_clients")
+    jwks = models.JSONField(_("public keys (JWKS)"), help_text=_('{"keys": [...]}'))
+    allowed_scopes = models.TextField(
+        _("allowed scopes"), help_text=_("Space-separated SMART v2 system scopes.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("hospital system client")
+        verbose_name_plural = _("hospital system clients")
+
+    def __str__(self) -> str:
+        return f"{self.application.name} ({self.hospital})"
+
+
+class UsedClientAssertion(models.Model):
+    """A JWT client assertion already spent: its jti may not be replayed before it expires."""
+
+    client = models.ForeignKey(SystemClient, on_delete=models.CASCADE, related_name="+")
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "jti"], name="unique_client_assertion_jti")
+        ]
+
+    def __str__(self) -> str:
+        return self.jti

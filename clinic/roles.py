@@ -9,6 +9,8 @@ PATIENT = "patient"
 COMMUNITY_DOCTOR = "community_doctor"
 HOSPITAL_CLINICIAN = "hospital_clinician"
 ADMIN = "admin"
+# Not a group: a machine client of a hospital (OAuth2, clinic.models.SystemClient).
+HOSPITAL_SYSTEM = "hospital_system"
 
 ROLES: dict[str, str] = {
     PATIENT: _("Patient"),

@@ -43,10 +43,12 @@ INSTALLED_APPS = [
     "devices",
     "fhir",
     "frontend",
+    "oauth2_provider",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -54,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -77,19 +80,28 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite embedded, PostgreSQL when DATABASE_URL is set --------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-}
+# An empty DATABASE_URL counts as unset (the Makefile's demo target clears it that way).
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the ASGI server read while a request writes; the timeout waits out short locks
     # instead of failing a reading upload with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait their turn
+            # instead of failing when a read transaction cannot be upgraded.
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if env.str("SG_TEST_DATABASE_NAME", default=""):
+    # Lets several test runs share one PostgreSQL server without fighting over test_<name>.
+    DATABASES["default"]["TEST"] = {"NAME": env.str("SG_TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and Celery: in-memory/eager embedded, Redis when REDIS_URL is set ---------------
@@ -101,6 +113,7 @@ if REDIS_URL:
             "CONFIG": {
                 "hosts": env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL]),
                 "capacity": 1500,
+                "prefix": env.str("SG_CHANNEL_PREFIX", default="asgi"),
             },
         }
     }
@@ -124,6 +137,18 @@ CELERY_TASK_ROUTES = {
     "devices.tasks.*": {"queue": "interfaces"},
 }
 CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_BEAT_SCHEDULE = {
+    # Unacknowledged alerts climb a tier when their deadline passes (also run by countdown).
+    "escalate-overdue-alerts": {
+        "task": "community.tasks.escalate_overdue",
+        "schedule": env.float("SG_ESCALATION_SWEEP_S", default=30.0),
+    },
+    # No data from patients expected to measure, devices offline, batteries low.
+    "check-silence": {
+        "task": "community.tasks.check_silence",
+        "schedule": env.float("SG_SILENCE_SWEEP_S", default=300.0),
+    },
+}
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -146,6 +171,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files from the ASGI app itself (no separate web server needed);
+# in DEBUG it finds them in the apps' static folders without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(env.str("SG_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
@@ -174,5 +203,76 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("SG_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "kombu": {"level": "ERROR"},
+    },
+}
+
+
+# --- Security: OAuth2 for hospital systems, caches, throttling, CSP (docs/security.md) -------
+# SMART Backend Services: django-oauth-toolkit issues the tokens; clients authenticate with a
+# signed JWT assertion checked by fhir.smart.SmartValidator, never with a shared secret.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "fhir.smart.SmartValidator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("SG_SMART_TOKEN_SECONDS", default=300),
+    "SCOPES_BACKEND_CLASS": "fhir.smart.SmartScopes",
+    # RFC 9700 (OAuth 2.0 Security BCP) throughout; tokens stored only as their checksum
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "PKCE_REQUIRED": True,
+}
+SMART_TOKEN_URL = env.str("SG_SMART_TOKEN_URL", default="")  # default: FHIR base's /auth/token
+SMART_ASSERTION_MAX_SECONDS = 300
+
+# One cache for every node: Redis when REDIS_URL is set (login lockout and rate limits must be
+# shared by all ASGI nodes), per-process memory in the embedded default.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("CACHE_REDIS_URL", default=REDIS_URL),
+            "KEY_PREFIX": "sg",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Login throttling: after LOGIN_FAILURE_LIMIT failures for one username (or from one address)
+# within LOGIN_LOCKOUT_SECONDS, further logins are refused until the window passes.
+AUTHENTICATION_BACKENDS = ["clinic.lockout.LockoutBackend"]  # ModelBackend + lockout
+LOGIN_FAILURE_LIMIT = env.int("SG_LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("SG_LOGIN_LOCKOUT_SECONDS", default=900)
+
+# Rate limits on /fhir/ per bridge and per hospital-system client: "requests/seconds".
+FHIR_RATE_LIMITS = {
+    "bridge": env.str("SG_FHIR_RATE_BRIDGE", default="1200/60"),
+    "system": env.str("SG_FHIR_RATE_SYSTEM", default="3000/60"),
+}
+
+# Content Security Policy: scripts and styles only from our own static files, no inline script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
-from devices.models import Bridge, Monitor, MonitorBinding
+from devices.hl7 import outbound
+from devices.models import Bridge, Hl7Message, Monitor, MonitorBinding
 
 
 class MonitorInline(admin.TabularInline):
@@ -37,3 +38,52 @@ class MonitorAdmin(admin.ModelAdmin):
 class MonitorBindingAdmin(admin.ModelAdmin):
     list_display = ["monitor", "user_id", "patient", "valid_from", "valid_to"]
     search_fields = ["monitor__identifier", "patient__name"]
+
+
+@admin.register(Hl7Message)
+class Hl7MessageAdmin(admin.ModelAdmin):
+    """The HL7 v2 message store: every message in and out, its ACK, and a resend for outbound."""
+
+    list_display = [
+        "received_at",
+        "direction",
+        "message_type",
+        "control_id",
+        "sending_application",
+        "sending_facility",
+        "hospital",
+        "status",
+        "ack_code",
+        "attempts",
+        "alert_id",
+    ]
+    list_filter = ["direction", "status", "ack_code", "message_type", "hospital"]
+    search_fields = [
+        "control_id",
+        "sending_application",
+        "sending_facility",
+        "receiving_facility",
+        "error",
+        "raw",
+        "=alert_id",
+    ]
+    date_hierarchy = "received_at"
+    list_select_related = ["hospital"]
+    actions = ["resend"]
+    readonly_fields = [f.name for f in Hl7Message._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Resend the selected outbound messages")
+    def resend(self, request, queryset):
+        sent = sum(outbound.requeue(message) for message in queryset)
+        skipped = queryset.count() - sent
+        messages.success(request, f"{sent} outbound message(s) queued for sending.")
+        if skipped:
+            messages.warning(
+                request, f"{skipped} inbound message(s) skipped: only outbound resend."
+            )

@@ -12,11 +12,16 @@ EUI64_SYSTEM = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680"
 BATTERY_MDC = "67996"
 
 
+BLE_ADDRESS_SYSTEM = "urn:sg:ble-address"
+
+
 def _device_identifier(device: dict) -> str | None:
-    for ident in device.get("identifier", []) or []:
-        if ident.get("value"):
+    """The Bluetooth address when the bridge sent one (its status reports use it), else the first."""
+    identifiers = [i for i in device.get("identifier", []) or [] if i.get("value")]
+    for ident in identifiers:
+        if ident.get("system") == BLE_ADDRESS_SYSTEM:
             return str(ident["value"])[:64]
-    return None
+    return str(identifiers[0]["value"])[:64] if identifiers else None
 
 
 def record_upload(bridge: Bridge, bundle: dict) -> None:

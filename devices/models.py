@@ -107,3 +107,89 @@ class MonitorBinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor} u{self.user_id} → {self.patient}"
+
+
+class Hl7Message(models.Model):
+    """One HL7 v2 message we received or send, with its ACK: the message store.
+
+    Inbound rows are written in the same transaction as the Observations they carry (status
+    ``stored``) or, when a message is refused, after the rollback (``error``/``rejected``).
+    The unique constraint on the sender and MSH-10 is what makes a replay store nothing new.
+    Outbound rows are created ``queued`` and moved on by `devices.hl7.outbound.deliver`.
+    """
+
+    class Direction(models.TextChoices):
+        IN = "in", _("Inbound")
+        OUT = "out", _("Outbound")
+
+    class Status(models.TextChoices):
+        STORED = "stored", _("Stored (AA)")
+        ERROR = "error", _("Error (AE)")
+        REJECTED = "rejected", _("Rejected (AR)")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DELIVERED = "delivered", _("Delivered (AA)")
+        REFUSED = "refused", _("Refused by receiver (AE/AR)")
+        FAILED = "failed", _("Failed (retries exhausted)")
+        HELD = "held", _("Held (no MLLP endpoint)")
+
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    control_id = models.CharField(_("control id (MSH-10)"), max_length=199, blank=True)
+    sending_application = models.CharField(
+        _("sending application (MSH-3)"), max_length=227, blank=True
+    )
+    sending_facility = models.CharField(_("sending facility (MSH-4)"), max_length=227, blank=True)
+    receiving_application = models.CharField(
+        _("receiving application (MSH-5)"), max_length=227, blank=True
+    )
+    receiving_facility = models.CharField(
+        _("receiving facility (MSH-6)"), max_length=227, blank=True
+    )
+    message_type = models.CharField(_("message type (MSH-9)"), max_length=40, blank=True)
+    raw = models.TextField(_("message"), blank=True)
+    received_at = models.DateTimeField(
+        _("received / queued at"), default=timezone.now, db_index=True
+    )
+    ack_code = models.CharField(_("ACK code"), max_length=2, blank=True)
+    ack_text = models.TextField(_("ACK text"), blank=True)
+    ack_raw = models.TextField(_("ACK message"), blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    error = models.TextField(_("error"), blank=True)
+    hospital = models.ForeignKey(
+        "clinic.Hospital",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="hl7_messages",
+        verbose_name=_("hospital"),
+    )
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("patient"),
+    )
+    resources = models.JSONField(_("FHIR resources written"), default=list, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    alert_id = models.BigIntegerField(_("alert"), null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            # MSH-10 is unique per sending system (application + facility), not per facility
+            # alone: PCD-01 gateways leave MSH-4 empty and name themselves in MSH-3.
+            models.UniqueConstraint(
+                fields=["direction", "sending_application", "sending_facility", "control_id"],
+                condition=~models.Q(control_id=""),
+                name="unique_hl7_message_per_sender",
+            )
+        ]
+        indexes = [models.Index(fields=["direction", "status"])]
+        verbose_name = _("HL7 v2 message")
+        verbose_name_plural = _("HL7 v2 messages")
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.message_type} {self.control_id}"

@@ -8,13 +8,13 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from fhir import search, store
-from fhir.auth import authenticate
+from fhir import search, smart, store
+from fhir.auth import authenticate, throttle
 from fhir.capability import capability_statement
 from fhir.errors import (
     BadRequest,
@@ -51,6 +51,8 @@ def endpoint(view):
     def wrapper(request: HttpRequest, *args, **kwargs):
         try:
             actor, bridge = authenticate(request)
+            throttle(actor)
+            smart.require_for_request(actor, view.__name__, request, kwargs)
             if (
                 request.method not in ("GET", "HEAD", "OPTIONS")
                 and bridge is None
@@ -66,7 +68,7 @@ def endpoint(view):
             headers = (
                 {"WWW-Authenticate": 'Bearer realm="fhir"'}
                 if isinstance(exc, NotAuthenticated)
-                else {}
+                else getattr(exc, "headers", {})
             )
             return respond(exc.outcome(), exc.status, headers)
         except RequestDataTooBig:
@@ -127,6 +129,7 @@ def base(request: HttpRequest, actor):
         raise MethodNotAllowed("the base accepts POST of a transaction or batch Bundle")
     _require_user(actor)
     bundle = _json_body(request)
+    smart.require_for_bundle(actor, bundle)
     response = store.process_bundle(actor, bundle, source="ble" if request.fhir_bridge else "fhir")
     if request.fhir_bridge is not None:
         from devices.health import record_upload
@@ -169,7 +172,8 @@ def _searchset(
     entries = []
     for body in result.resources:
         if elements:
-            keep = {"resourceType", "id", "meta", *elements}
+            # mandatory elements stay, so a subsetted resource still validates
+            keep = {"resourceType", "id", "meta", "status", "code", "intent", *elements}
             body = {k: v for k, v in body.items() if k in keep}
             body["meta"] = {
                 **body.get("meta", {}),
@@ -222,6 +226,8 @@ def type_level(request: HttpRequest, actor, rtype: str):
         query = [(k, v) for k in request.GET for v in request.GET.getlist(k)]
         result = search.search(actor, rtype, query, strict=_strict(request))
         return respond(_searchset(request, rtype, result, query, rtype))
+    if request.method == "POST" and rtype == "Patient":
+        return _register_patient(actor, _json_body(request))
     if request.method == "POST":
         result = store.create(
             actor, _json_body(request), if_none_exist=request.headers.get("If-None-Exist")
@@ -230,6 +236,63 @@ def type_level(request: HttpRequest, actor, rtype: str):
             raise BadRequest(f"resourceType must be {rtype}")
         return _written(result)
     raise MethodNotAllowed(f"{request.method} is not supported on /{rtype}")
+
+
+def _register_patient(actor, body: dict) -> HttpResponse:
+    """POST /Patient goes through the master patient index (docs/security.md): 201 with the
+    new id, or 200 with the id of the patient it matched. The body is the Patient only when the
+    caller may read it; otherwise an OperationOutcome names the id and why it is not shown."""
+    from django.db import transaction
+
+    from clinic import mpi
+    from clinic.access import can_read_patient
+    from fhir import audit, projections
+    from fhir.errors import Unprocessable
+    from fhir.validation import validate_resource
+
+    try:
+        mpi.check_register(actor)
+    except PermissionDenied as exc:
+        raise Forbidden(str(exc)) from None
+    body = validate_resource(body, "Patient")
+    source = mpi.source_hospital(actor)
+    try:
+        with transaction.atomic():
+            registration = mpi.do_register(
+                mpi.from_fhir(body, assigner=source.code if source else ""), source=source
+            )
+            patient = registration.patient
+            audit.record(
+                actor,
+                action="C" if registration.created else "U",
+                channel="fhir",
+                patient_id=patient.pk,
+                entity=f"Patient/{patient.pk}",
+                detail=f"patient index: {registration.outcome}"
+                + (f", review {registration.review.pk}" if registration.review else ""),
+            )
+    except mpi.MpiError as exc:
+        raise Unprocessable(str(exc)) from None
+    if can_read_patient(actor, patient):
+        shown = projections.patient(patient)
+    else:
+        shown = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"{'registered' if registration.created else 'matched'} "
+                    f"Patient/{patient.pk} ({registration.outcome}); reading the record needs "
+                    "the patient's consent, a referral to your hospital or break-the-glass",
+                }
+            ],
+        }
+    return respond(
+        shown,
+        201 if registration.created else 200,
+        {"Location": f"{_base()}/Patient/{patient.pk}"},
+    )
 
 
 @endpoint

@@ -51,7 +51,15 @@ def record(
     detail: str = "",
     outcome: str = "0",
 ) -> AuditEvent:
-    """Append one audit record. Call inside the transaction of the access it records."""
+    """Append one audit record. Call inside the transaction of the access it records.
+
+    Without a `purpose` the record carries the basis of the actor's access to the patient
+    (clinic.consent.purpose_for: PATRQT, TREAT, HOPERAT, or "BTG: <the written reason>").
+    """
+    if not purpose and patient_id:
+        from clinic.consent import purpose_for
+
+        purpose = purpose_for(actor, patient_id)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

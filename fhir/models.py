@@ -102,7 +102,10 @@ class SearchDate(SearchIndex):
     end = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["resource_type", "param", "start"])]
+        indexes = [
+            models.Index(fields=["resource_type", "param", "start"]),
+            models.Index(fields=["resource_type", "param", "end"]),
+        ]
 
 
 class SearchReference(SearchIndex):

@@ -8,9 +8,9 @@ Location, with ids equal to the model's primary key.
 from __future__ import annotations
 
 from clinic.lookup import RESIDENT_ID_SYSTEM, SOCIAL_SECURITY_SYSTEM
-from clinic.models import Hospital, Patient, Practitioner
+from clinic.models import Consent, Hospital, Patient, Practitioner
 
-PROJECTED_TYPES = ("Patient", "Practitioner", "Organization", "Location")
+PROJECTED_TYPES = ("Patient", "Practitioner", "Organization", "Location", "Consent")
 
 
 def _meta(obj) -> dict:
@@ -53,6 +53,10 @@ def patient(p: Patient) -> dict:
         "gender": p.sex,
         "birthDate": p.birth_date.isoformat(),
     }
+    links = _patient_links(p)
+    if links:
+        body["link"] = links
+        body["active"] = not p.merged_into_id
     if p.phone:
         body["telecom"] = [{"system": "phone", "value": p.phone, "use": "mobile"}]
     if p.address or p.city:
@@ -109,5 +113,74 @@ def location(c) -> dict:
         **({"alias": [c.name_en]} if c.name_en else {}),
         "mode": "instance",
         "type": [{"text": "community"}],
-        "address": [{"city": c.get_city_display(), "district": c.district, "country": "CN"}],
+        "address": {"city": c.get_city_display(), "district": c.district, "country": "CN"},
+    }
+
+
+def _patient_links(p: Patient) -> list[dict]:
+    """Patient.link from the patient index: replaced-by on a merged record, replaces on the
+    survivor (one entry per record merged into it)."""
+    links = []
+    if p.merged_into_id:
+        links.append({"other": {"reference": f"Patient/{p.merged_into_id}"}, "type": "replaced-by"})
+    for pk in Patient.objects.filter(merged_into=p).values_list("pk", flat=True).order_by("pk"):
+        links.append({"other": {"reference": f"Patient/{pk}"}, "type": "replaces"})
+    return links
+
+
+CONSENT_STATUS = {
+    Consent.Status.GIVEN: "active",
+    Consent.Status.REFUSED: "rejected",
+    Consent.Status.REVOKED: "inactive",
+}
+
+
+def consent(c: Consent, *, superseded: bool = False) -> dict:
+    """A consent decision as FHIR R4B Consent (scope patient-privacy, opt-in to sharing).
+
+    given → active (permit), refused → rejected (deny), revoked → inactive (deny); a "given"
+    that a later decision replaced is inactive too.
+    """
+    status = "inactive" if superseded and c.status == Consent.Status.GIVEN else None
+    permit = c.status == Consent.Status.GIVEN
+    period = {"start": c.valid_from.isoformat()}
+    if c.valid_to:
+        period["end"] = c.valid_to.isoformat()
+    return {
+        "resourceType": "Consent",
+        "id": str(c.pk),
+        "meta": {"versionId": "1", "lastUpdated": c.recorded_at.isoformat()},
+        "status": status or CONSENT_STATUS[c.status],
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                    "display": "Privacy Consent",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://loinc.org",
+                        "code": "59284-0",
+                        "display": "Patient Consent",
+                    }
+                ],
+                "text": "Province-wide sharing of the remote-monitoring record",
+            }
+        ],
+        "patient": {"reference": f"Patient/{c.patient_id}"},
+        "dateTime": c.recorded_at.isoformat(),
+        "policyRule": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "OPTIN" if permit else "OPTOUT",
+                }
+            ]
+        },
+        "provision": {"type": "permit" if permit else "deny", "period": period},
     }

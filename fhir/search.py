@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from clinic import roles
 from clinic.access import Actor, readable_patients
@@ -35,6 +35,7 @@ PROJECTED_PARAMS = {
     "Organization": ["_id", "name", "identifier"],
     "Location": ["_id", "name", "identifier"],
     "AuditEvent": ["_id", "patient", "date", "agent", "action"],
+    "Consent": ["_id", "patient", "status"],
 }
 
 
@@ -118,8 +119,19 @@ def _param_filter(rtype: str, name: str, kind: str, raw: str) -> Q:
             ids = SearchString.objects.filter(
                 resource_type=rtype, param=name, value__startswith=value.lower()
             )
-        ors |= Q(pk__in=ids.values("resource_id"))
+        ors |= Q(Exists(ids.filter(resource_id=OuterRef("pk"))))
     return ors
+
+
+def _patient_ids(raw: str) -> list[int] | None:
+    """`Patient/12,13` or `12` as patient ids; None when any value is not a plain Patient id."""
+    ids = []
+    for value in raw.split(","):
+        target_type, _, target_id = value.rpartition("/")
+        if target_type not in ("", "Patient") or not target_id.isdigit():
+            return None
+        ids.append(int(target_id))
+    return ids
 
 
 def _resource_query(
@@ -151,6 +163,9 @@ def _resource_query(
             qs = qs.filter(logical_id__in=value.split(","))
         elif name == "_lastUpdated":
             qs = qs.filter(_date_q("last_updated", "last_updated", value))
+        elif name in ("patient", "subject") and _patient_ids(value) is not None:
+            # The compartment column answers patient searches without the reference index.
+            qs = qs.filter(patient_id__in=_patient_ids(value))
         elif name in known:
             qs = qs.filter(_param_filter(rtype, name, known[name], value))
         elif strict:
@@ -254,6 +269,8 @@ def search(
         return _search_directory(actor, rtype, query, count, offset, strict)
     if rtype == "AuditEvent":
         return _search_audit(actor, query, count, offset)
+    if rtype == "Consent":
+        return _search_consent(actor, query, count, offset)
     if rtype not in params.STORED_TYPES:
         raise NotFound(f"resource type {rtype!r} is not supported")
     qs, ignored = _resource_query(actor, rtype, query, strict)
@@ -379,6 +396,35 @@ def _search_audit(actor: Actor, query, count: int, offset: int) -> SearchResult:
     )
 
 
+def _search_consent(actor: Actor, query, count: int, offset: int) -> SearchResult:
+    """Consent decisions (clinic.models.Consent) of the patients the actor may read."""
+    from clinic.models import Consent
+
+    qs = Consent.objects.filter(patient__in=readable_patients(actor))
+    for key, value in query:
+        name = key.split(":")[0]
+        if name == "patient":
+            target = value.rpartition("/")[2]
+            qs = qs.filter(patient_id=int(target)) if target.isdigit() else qs.none()
+        elif name == "_id":
+            qs = qs.filter(pk__in=[v for v in value.split(",") if v.isdigit()])
+        elif name == "status":
+            wanted = set(value.split(","))
+            codes = [k for k, v in projections.CONSENT_STATUS.items() if v in wanted]
+            qs = qs.filter(status__in=codes)
+    qs = qs.order_by("-recorded_at", "-pk")
+    total = qs.count()
+    page = list(qs[offset : offset + count]) if count else []
+    latest = {}
+    for row in Consent.objects.filter(patient_id__in={c.patient_id for c in page}).order_by(
+        "patient_id", "-recorded_at", "-pk"
+    ):
+        latest.setdefault(row.patient_id, row.pk)
+    bodies = [projections.consent(c, superseded=latest.get(c.patient_id) != c.pk) for c in page]
+    _audit_reads(actor, bodies, [c.patient_id for c in page], f"Consent?{_querystring(query)}")
+    return SearchResult(bodies, total, offset, count)
+
+
 def read(actor: Actor, rtype: str, logical_id: str, *, audit_it: bool = True) -> dict:
     _deny_bridge(actor)
     if rtype == "Patient":
@@ -403,6 +449,11 @@ def read(actor: Actor, rtype: str, logical_id: str, *, audit_it: bool = True) ->
         result = _search_directory(actor, rtype, [("_id", logical_id)], 1, 0, False)
         if not result.resources:
             raise NotFound(f"{rtype}/{logical_id} is not known")
+        return result.resources[0]
+    if rtype == "Consent":
+        result = _search_consent(actor, [("_id", logical_id)], 1, 0)
+        if not result.resources:
+            raise NotFound(f"Consent/{logical_id} is not known")
         return result.resources[0]
     if rtype == "AuditEvent":
         result = _search_audit(actor, [], MAX_COUNT, 0)
@@ -430,7 +481,12 @@ def read(actor: Actor, rtype: str, logical_id: str, *, audit_it: bool = True) ->
 
 def _visible(actor: Actor, resource: Resource) -> bool:
     if resource.patient_id is None:
-        return actor.role in (roles.ADMIN, roles.COMMUNITY_DOCTOR, roles.HOSPITAL_CLINICIAN)
+        return actor.role in (
+            roles.ADMIN,
+            roles.COMMUNITY_DOCTOR,
+            roles.HOSPITAL_CLINICIAN,
+            roles.HOSPITAL_SYSTEM,
+        )
     return readable_patients(actor).filter(pk=resource.patient_id).exists()
 
 

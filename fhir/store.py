@@ -90,14 +90,21 @@ def resolve_patient(reference: dict | None) -> Patient | None:
     raise Unprocessable("the patient reference has neither a reference nor an identifier")
 
 
-def _patient_of(body: dict) -> Patient | None:
+def _patient_of(body: dict, cache: dict | None = None) -> Patient | None:
+    """Resolve (and rewrite to `Patient/{id}`) the resource's patient; `cache` spans a Bundle."""
     path = params.PATIENT_PATHS.get(body["resourceType"])
     if not path:
         return None
     ref = body.get(path)
     if isinstance(ref, list):
         ref = ref[0] if ref else None
-    patient = resolve_patient(ref)
+    if cache is None:
+        patient = resolve_patient(ref)
+    else:
+        key = repr(ref)
+        if key not in cache:
+            cache[key] = resolve_patient(ref)
+        patient = cache[key]
     if patient is not None:
         body[path] = {**ref, "reference": f"Patient/{patient.pk}"}
     return patient
@@ -113,6 +120,7 @@ def _check_write(actor: Actor, resource_type: str, patient: Patient | None) -> N
             "admin",
             "community_doctor",
             "hospital_clinician",
+            "hospital_system",
             "interface",
         ):
             return
@@ -128,7 +136,8 @@ def _check_write(actor: Actor, resource_type: str, patient: Patient | None) -> N
 # --- index --------------------------------------------------------------------------------------
 
 
-def _index(resource: Resource, body: dict) -> None:
+def _index_rows(resource: Resource, body: dict) -> tuple[list, dict]:
+    """The identifier rows and the search-index rows of a resource, unsaved."""
     rtype = resource.resource_type
     tokens, dates, refs, quantities, strings, identifiers = [], [], [], [], [], set()
     for name, kind, paths in params.STORED_TYPES.get(rtype, []):
@@ -192,21 +201,25 @@ def _index(resource: Resource, body: dict) -> None:
                             value=value.lower()[:255],
                         )
                     )
-    if identifiers:
+    identifier_rows = [
+        ResourceIdentifier(resource=resource, resource_type=rtype, system=s, value=v)
+        for s, v in identifiers
+    ]
+    return identifier_rows, {
+        SearchToken: tokens,
+        SearchDate: dates,
+        SearchReference: refs,
+        SearchQuantity: quantities,
+        SearchString: strings,
+    }
+
+
+def _index(resource: Resource, body: dict) -> None:
+    identifier_rows, index_rows = _index_rows(resource, body)
+    if identifier_rows:
         # The unique constraint here is what makes replays idempotent.
-        ResourceIdentifier.objects.bulk_create(
-            [
-                ResourceIdentifier(resource=resource, resource_type=rtype, system=s, value=v)
-                for s, v in identifiers
-            ]
-        )
-    for model, rows in (
-        (SearchToken, tokens),
-        (SearchDate, dates),
-        (SearchReference, refs),
-        (SearchQuantity, quantities),
-        (SearchString, strings),
-    ):
+        ResourceIdentifier.objects.bulk_create(identifier_rows)
+    for model, rows in index_rows.items():
         if rows:
             model.objects.bulk_create(rows)
 
@@ -219,6 +232,13 @@ def _unindex(resource: Resource) -> None:
 
 
 def _store_vitals(resource: Resource, body: dict, source: str) -> list[int]:
+    rows = _vital_rows(resource, body, source)
+    created = VitalSign.objects.bulk_create(rows) if rows else []
+    return [v.pk for v in created if v.pk is not None]
+
+
+def _vital_rows(resource: Resource, body: dict, source: str) -> list[VitalSign]:
+    """The typed vitals rows of an Observation, unsaved; 422 when units or time are unusable."""
     if resource.resource_type != "Observation" or resource.patient_id is None:
         return []
     try:
@@ -243,27 +263,24 @@ def _store_vitals(resource: Resource, body: dict, source: str) -> list[int]:
         for c in i.get("coding", [])
         if c.get("code")
     ]
-    created = VitalSign.objects.bulk_create(
-        [
-            VitalSign(
-                patient_id=resource.patient_id,
-                observation=resource,
-                vital=row.vital,
-                loinc=row.loinc,
-                mdc=row.mdc,
-                effective_at=effective_at,
-                value=row.value,
-                unit=row.unit,
-                data_absent=row.data_absent,
-                device=device[:255],
-                source=source,
-                status=body.get("status", "final"),
-                flags=flags,
-            )
-            for row in rows
-        ]
-    )
-    return [v.pk for v in created if v.pk is not None]
+    return [
+        VitalSign(
+            patient_id=resource.patient_id,
+            observation=resource,
+            vital=row.vital,
+            loinc=row.loinc,
+            mdc=row.mdc,
+            effective_at=effective_at,
+            value=row.value,
+            unit=row.unit,
+            data_absent=row.data_absent,
+            device=device[:255],
+            source=source,
+            status=body.get("status", "final"),
+            flags=flags,
+        )
+        for row in rows
+    ]
 
 
 # --- single-resource operations -----------------------------------------------------------------
@@ -609,6 +626,178 @@ def process_bundle(actor: Actor, bundle: dict, *, source: str = "fhir") -> dict:
 
 
 def _transaction(actor: Actor, entries: list[dict], source: str) -> dict:
+    if all(e["request"]["method"] == "POST" for e in entries):
+        try:
+            with transaction.atomic():
+                return _bulk_create_transaction(actor, entries, source)
+        except _RaceLost:
+            pass  # a concurrent upload stored some of the same readings: go entry by entry
+    return _entrywise_transaction(actor, entries, source)
+
+
+class _RaceLost(Exception):
+    """A unique identifier was inserted by a concurrent transaction after our look-up."""
+
+
+@dataclass
+class _Planned:
+    index: int
+    body: dict
+    rtype: str
+    patient: Patient | None
+    identifiers: set[tuple[str, str]]
+    existing: Resource | None = None
+    resource: Resource | None = None
+
+
+def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> dict:
+    """All-create transactions (every bridge and HL7 upload) in a handful of statements.
+
+    The same checks as `create`, but patients are resolved once per Bundle, existing identifiers
+    are found with one query, and rows are inserted per table in bulk. Identifier rows go in
+    last within a savepoint; a unique violation means a concurrent upload won a race, and the
+    caller redoes the Bundle entry by entry (which answers 200 for what the other stored).
+    """
+    patients: dict = {}
+    checked: set[tuple[str, int | None]] = set()
+    planned: list[_Planned] = []
+    for i, entry in enumerate(entries):
+        try:
+            resource = entry.get("resource")
+            if not isinstance(resource, dict):
+                raise BadRequest("a POST entry needs a resource")
+            body = copy.deepcopy(validate_resource(resource))
+            rtype = body["resourceType"]
+            if rtype not in params.STORED_TYPES:
+                raise MethodNotAllowed(
+                    f"{rtype} is not stored here (read-only projection or unsupported)"
+                )
+            patient = _patient_of(body, patients)
+            key = (rtype, patient.pk if patient else None)
+            if key not in checked:
+                _check_write(actor, rtype, patient)
+                checked.add(key)
+            conditional = entry["request"].get("ifNoneExist")
+            identifiers = {parse_if_none_exist(conditional)} if conditional else set()
+        except FhirError as exc:
+            exc.diagnostics = f"entry {i}: {exc.diagnostics}"
+            raise
+        planned.append(_Planned(i, body, rtype, patient, identifiers | set(_identifiers(body))))
+
+    # One look-up for every conditional identifier in the Bundle.
+    wanted = defaultdict(set)
+    for p in planned:
+        if entries[p.index]["request"].get("ifNoneExist"):
+            for system, value in p.identifiers:
+                wanted[(p.rtype, system)].add(value)
+    found: dict[tuple[str, str, str], Resource] = {}
+    for (rtype, system), values in wanted.items():
+        rows = ResourceIdentifier.objects.filter(
+            resource_type=rtype, system=system, value__in=values
+        ).select_related("resource")
+        for row in rows:
+            found[(rtype, system, row.value)] = row.resource
+    mapping: dict[str, str] = {}
+    seen_in_bundle: dict[tuple[str, str, str], _Planned] = {}
+    now = _now()
+    for p in planned:
+        if entries[p.index]["request"].get("ifNoneExist"):
+            for system, value in p.identifiers:
+                key = (p.rtype, system, value)
+                if key in found:
+                    p.existing = found[key]
+                elif key in seen_in_bundle:
+                    p.existing = seen_in_bundle[key].resource
+        if p.existing is None:
+            logical_id = str(uuid.uuid4())
+            p.body["id"] = logical_id
+            p.body["meta"] = {
+                **p.body.get("meta", {}),
+                "versionId": "1",
+                "lastUpdated": now.isoformat(),
+            }
+            p.resource = Resource(
+                resource_type=p.rtype,
+                logical_id=logical_id,
+                last_updated=now,
+                body=p.body,
+                patient=p.patient,
+            )
+            for system, value in p.identifiers:
+                seen_in_bundle.setdefault((p.rtype, system, value), p)
+        target = p.existing or p.resource
+        if entries[p.index].get("fullUrl"):
+            mapping[entries[p.index]["fullUrl"]] = f"{target.resource_type}/{target.logical_id}"
+
+    new = [p for p in planned if p.existing is None]
+    for p in new:
+        _rewrite_refs(p.body, mapping)
+    Resource.objects.bulk_create([p.resource for p in new])
+    identifier_rows, index_rows, vital_rows = [], defaultdict(list), []
+    for p in new:
+        try:
+            ids, rows = _index_rows(p.resource, p.body)
+            vital_rows += _vital_rows(p.resource, p.body, source)
+        except FhirError as exc:
+            exc.diagnostics = f"entry {p.index}: {exc.diagnostics}"
+            raise
+        identifier_rows += ids
+        for model, items in rows.items():
+            index_rows[model] += items
+    try:
+        with transaction.atomic():
+            ResourceIdentifier.objects.bulk_create(identifier_rows)
+    except IntegrityError:
+        raise _RaceLost from None
+    ResourceVersion.objects.bulk_create(
+        [
+            ResourceVersion(
+                resource=p.resource, version_id=1, last_updated=now, method="POST", body=p.body
+            )
+            for p in new
+        ]
+    )
+    for model, rows in index_rows.items():
+        if rows:
+            model.objects.bulk_create(rows)
+    created_vitals = VitalSign.objects.bulk_create(vital_rows) if vital_rows else []
+
+    by_patient: dict[int | None, list[str]] = defaultdict(list)
+    for p in new:
+        by_patient[p.patient.pk if p.patient else None].append(f"{p.rtype}/{p.resource.logical_id}")
+    for patient_id, targets in by_patient.items():
+        audit.record(
+            actor,
+            action="C",
+            channel="fhir",
+            patient_id=patient_id,
+            entity=targets[0],
+            detail=f"transaction wrote {len(targets)} resources",
+        )
+    vitals_by_patient: dict[int, list[int]] = defaultdict(list)
+    for v in created_vitals:
+        if v.pk is not None:
+            vitals_by_patient[v.patient_id].append(v.pk)
+    for patient_id, ids in vitals_by_patient.items():
+        _announce(patient_id, ids)
+
+    responses = []
+    for p in planned:
+        r = p.existing or p.resource
+        responses.append(
+            {
+                "response": {
+                    "status": "200 OK" if p.existing else "201 Created",
+                    "location": f"{r.resource_type}/{r.logical_id}/_history/{r.version_id}",
+                    "etag": f'W/"{r.version_id}"',
+                    "lastModified": r.last_updated.isoformat(),
+                }
+            }
+        )
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
+
+
+def _entrywise_transaction(actor: Actor, entries: list[dict], source: str) -> dict:
     entries = copy.deepcopy(entries)
     responses: list[dict | None] = [None] * len(entries)
     mapping: dict[str, str] = {}

@@ -36,9 +36,16 @@ def demo(db):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Demo users are created per test; PBKDF2's deliberate slowness would dominate the run."""
+def _test_settings(request):
+    """Fast password hashing (demo users are created per test; PBKDF2's deliberate slowness
+    would dominate the run) and English as the default language, so assertions on messages
+    do not depend on the zh-hans default; tests of the Chinese UI ask for it explicitly.
+    Skipped when pytest-django is not loaded (the Django-free device tests alone)."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.LANGUAGE_CODE = "en"
 
 
 CHEN = "440106195803120021"  # 陈美玲, Tianhe hub

@@ -51,6 +51,9 @@ def main() -> int:
         env["SG_SERVICES"] = "0"
     else:
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, SG_SERVICES="1")
+        # A test database of its own, so parallel runs on one server do not collide.
+        env.setdefault("SG_TEST_DATABASE_NAME", f"test_smartgd_{os.getpid()}")
+        env.setdefault("SG_CHANNEL_PREFIX", f"test{os.getpid()}")
         print(
             f"testing against PostgreSQL {urlparse(database_url).netloc} and Redis {urlparse(redis_url).netloc}"
         )

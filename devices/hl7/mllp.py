@@ -116,10 +116,11 @@ class FrameDecoder:
 
     def _append(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._dropping:
-            return
-        if self._size > self.max_frame:
+        if not self._dropping and self._size > self.max_frame:
             self._dropping = True
+            del self._buffer[_HEAD_KEPT:]  # keep only the head, for the error report
+        if self._dropping:
+            # The head kept is the same however the stream was cut into reads.
             keep = _HEAD_KEPT - len(self._buffer)
             if keep > 0:
                 self._buffer += chunk[:keep]

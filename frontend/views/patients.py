@@ -11,6 +11,7 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from clinic import roles
@@ -20,6 +21,12 @@ from devices.models import Monitor
 from fhir import audit, charts
 from frontend.views.access import patient_for_page
 
+VITAL_LABELS = {
+    **dict(Vital.choices),
+    "mean_bp": gettext_lazy("Mean arterial pressure"),
+    "height": gettext_lazy("Height"),
+    "bmi": gettext_lazy("Body mass index"),
+}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 LIMITS = ("critical_low", "low", "high", "critical_high")
 

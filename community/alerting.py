@@ -1,0 +1,78 @@
+"""From clinic's findings to alerts: the services the Celery tasks call, one per task."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from clinic.evaluation import Evaluation, evaluate_new_readings, evaluate_silence
+from clinic.models import Patient
+from community.actions import OPEN, do_clear_alert, do_escalate_tier, do_raise_or_update_alert
+from community.models import Alert
+
+logger = logging.getLogger(__name__)
+
+SILENCE_RULES = ("no_data:", "device_offline", "low_battery")
+ESCALATION_BATCH = 500
+
+
+def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluation:
+    """Evaluate one patient's new readings and apply the result, all in one transaction.
+
+    The patient row is locked first, so two workers with readings of the same patient take
+    turns: the second sees the alert the first opened, and persistence and hysteresis hold.
+    """
+    with transaction.atomic():
+        if not Patient.objects.select_for_update().filter(pk=patient_id).exists():
+            return Evaluation()
+        open_rules = set(
+            Alert.objects.filter(patient_id=patient_id, status__in=OPEN).values_list(
+                "rule", flat=True
+            )
+        )
+        evaluation = evaluate_new_readings(patient_id, vital_ids, open_rules=open_rules)
+        for finding in evaluation.findings:
+            do_raise_or_update_alert(patient_id, finding, news2=evaluation.news2)
+        for rule in evaluation.clears:
+            do_clear_alert(patient_id, rule)
+    return evaluation
+
+
+def process_silence(now: datetime | None = None) -> int:
+    """Raise and clear no-data, device-offline and low-battery alerts; returns the changes made."""
+    now = now or timezone.now()
+    open_rules: dict[int, set[str]] = defaultdict(set)
+    for patient_id, rule in Alert.objects.filter(status__in=OPEN).values_list("patient_id", "rule"):
+        if rule.startswith(SILENCE_RULES):
+            open_rules[patient_id].add(rule)
+    changes = 0
+    for result in evaluate_silence(now, open_rules=open_rules):
+        for finding in result.findings:
+            changes += do_raise_or_update_alert(result.patient_id, finding) is not None
+        for rule in result.clears:
+            changes += do_clear_alert(result.patient_id, rule) is not None
+    return changes
+
+
+def escalate_due(now: datetime | None = None) -> list[int]:
+    """Climb every unacknowledged alert past its deadline by one tier; returns their ids."""
+    now = now or timezone.now()
+    due = list(
+        Alert.objects.filter(status="open", escalate_at__lte=now)
+        .order_by("escalate_at")
+        .values_list("pk", flat=True)[:ESCALATION_BATCH]
+    )
+    climbed = []
+    for alert_id in due:
+        try:
+            if do_escalate_tier(alert_id, now=now) is not None:
+                climbed.append(alert_id)
+        except Exception:
+            # One broken alert must not hold the others back; the next sweep retries it.
+            logger.exception("escalating alert %s failed", alert_id)
+    return climbed

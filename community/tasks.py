@@ -1,0 +1,25 @@
+"""Celery tasks: each takes ids, calls one service, and is safe to run twice (acks_late)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from community import alerting
+
+
+@shared_task(name="community.tasks.evaluate_readings", acks_late=True)
+def evaluate_readings(patient_id: int, vital_ids: list[int]) -> int:
+    """Rules over a patient's newly stored readings → alerts. Returns the number of findings."""
+    return len(alerting.process_new_readings(patient_id, vital_ids).findings)
+
+
+@shared_task(name="community.tasks.escalate_overdue", acks_late=True)
+def escalate_overdue() -> int:
+    """Climb unacknowledged alerts past their deadline (beat every 30 s, and by countdown)."""
+    return len(alerting.escalate_due())
+
+
+@shared_task(name="community.tasks.check_silence", acks_late=True)
+def check_silence() -> int:
+    """No-data, device offline and low battery (beat every 5 min)."""
+    return alerting.process_silence()

@@ -1,0 +1,516 @@
+"""HL7 v2 ORU^R01 into the shared record: the storage side of the MLLP listener.
+
+`receive(raw)` is the whole synchronous path for one message — parse (hl7apy, in
+`devices.hl7.pcd01`), resolve the patient, map to FHIR (`fhir.mapping.hl7v2`), write, commit —
+and returns the ACK bytes to send. It never raises: every failure becomes an AE/AR ACK and a
+row in the message store. `store_oru(oru)` is the storage contract of
+`devices.hl7.ingest.make_handler` (returns after commit, idempotent on MSH-10, raises
+`UnknownPatient`), for callers that parse elsewhere. `make_handler()` gives the listener an
+async handler that runs `receive` in a thread pool, so the event loop keeps serving the other
+connections while one message waits on the database.
+
+One database transaction per message holds the `Hl7Message` row, the Devices, the Observations
+and their vitals rows; the row is inserted first, so a concurrent copy of the same message
+waits on its unique key and then finds it stored (AA, nothing new).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from django.db import (
+    IntegrityError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
+from django.utils import timezone
+
+from clinic.access import actor_for_interface
+from clinic.identity import InvalidResidentId, parse_resident_id
+from clinic.models import Hospital, Patient, PatientIdentifier
+from devices.hl7 import ack, er7, mllp, pcd01
+from devices.hl7 import charset as charsets
+from devices.hl7.errors import (
+    DATA_TYPE_ERROR,
+    UNKNOWN_KEY_IDENTIFIER,
+    ApplicationError,
+    ContentError,
+    Hl7Error,
+    UnknownPatient,
+)
+from devices.models import Hl7Message
+from fhir import audit, store
+from fhir.errors import FhirError, Forbidden
+from fhir.mapping import hl7v2
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "hl7"
+# PID-3.5 identifier types (HL7 table 0203) that mean "resident identity number" in China.
+RESIDENT_ID_TYPES = frozenset({"NNCHN", "NI", "CN-RIC"})
+DEFAULT_WORKERS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `store_oru` did: the message row, and whether this delivery wrote anything."""
+
+    message: Hl7Message
+    created: bool
+
+
+# --- the whole path ---------------------------------------------------------------------------
+
+
+def receive(raw: bytes, *, parsed: pcd01.Oru | Hl7Error | None = None) -> bytes:
+    """Store one inbound message and return the ACK to send; never raises.
+
+    `parsed` is the result of `pcd01.parse_bytes(raw)` when the caller parsed elsewhere (a
+    process pool); otherwise the message is parsed here.
+    """
+    header = None
+    try:
+        header = ack.read_header(raw)
+        if isinstance(parsed, Hl7Error):
+            raise parsed
+        oru = parsed if parsed is not None else pcd01.parse_bytes(raw)
+        control_id, now = uuid.uuid4().hex[:20], datetime.now(pcd01.LOCAL_ZONE)
+        reply = ack.build_ack(header, control_id=control_id, now=now)
+        reply_text = ack.build_ack_text(header, control_id=control_id, now=now)
+        store_oru(
+            oru,
+            raw_text=_text(raw),
+            ack_code=ack.ack_code(header, None),
+            ack_raw=reply_text,
+            message_type=_message_type(header),
+        )
+        return reply
+    except Exception as exc:
+        reply = ack.error_ack(raw, exc)
+        error = exc if isinstance(exc, Hl7Error) else ApplicationError()
+        if isinstance(exc, Hl7Error):
+            logger.info("HL7 message refused: %r", exc)
+        else:
+            logger.exception("HL7 message could not be stored")
+        try:
+            _record_refusal(raw, header, error, reply, detail=_describe(exc))
+        except Exception:  # the store is down: the sender still gets its ACK and resends
+            logger.exception("could not record a refused HL7 message")
+        return reply
+
+
+def store_oru(
+    oru: pcd01.Oru,
+    *,
+    raw_text: str = "",
+    ack_code: str = "AA",
+    ack_raw: str = "",
+    message_type: str = "ORU^R01",
+) -> Stored:
+    """Write `oru` and its message row in one transaction; return after the commit.
+
+    Idempotent on (sending application, sending facility, MSH-10): a message already stored
+    returns ``created=False`` and writes nothing but the delivery count. Raises
+    `UnknownPatient` when no patient matches PID-3, `ContentError` for content the record
+    cannot take (AE), and lets database failures through (the caller answers AE; the sender
+    resends).
+    """
+    key = _key(oru)
+    for _ in range(2):  # a second pass only after losing an insert race on the unique key
+        try:
+            with transaction.atomic():
+                return _store(oru, key, raw_text, ack_code, ack_raw, message_type)
+        except _Raced:
+            continue
+    raise ApplicationError("the message row is locked by another delivery; resend")
+
+
+class _Raced(Exception):
+    """Another connection inserted the same message row first."""
+
+
+def _store(
+    oru: pcd01.Oru,
+    key: dict[str, str],
+    raw_text: str,
+    ack_code: str,
+    ack_raw: str,
+    message_type: str,
+) -> Stored:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            message = Hl7Message.objects.create(status=Hl7Message.Status.STORED, **key)
+    except IntegrityError:
+        message = Hl7Message.objects.select_for_update().filter(**key).first()
+        if message is None:
+            raise _Raced() from None
+        if message.status == Hl7Message.Status.STORED:
+            Hl7Message.objects.filter(pk=message.pk).update(attempts=message.attempts + 1)
+            message.attempts += 1
+            return Stored(message, False)
+
+    hospital = _sending_hospital(oru)
+    patient = resolve_patient(oru, hospital)
+    _share_patient_key(patient.pk)
+    actor = actor_for_interface(_application_name(oru))
+    mapped = hl7v2.map_oru(
+        oru, patient_reference=f"Patient/{patient.pk}", sender=hl7v2.sender_of(oru)
+    )
+    device_refs: dict[str, str] = {}
+    written: list[str] = []
+    where = "Device"
+    try:
+        for device in mapped.devices:
+            identifier = device["identifier"][0]
+            result = store.create(
+                actor,
+                device,
+                if_none_exist=_if_none_exist(identifier["system"], identifier["value"]),
+                source=SOURCE,
+                audit_it=False,
+            )
+            device_refs[identifier["value"]] = f"Device/{result.resource.logical_id}"
+        for n, observation in enumerate(mapped.observations, start=1):
+            where = f"Observation {n}"
+            _link_devices(observation, device_refs)
+            identifier = observation["identifier"][0]
+            result = store.create(
+                actor,
+                observation,
+                if_none_exist=_if_none_exist(identifier["system"], identifier["value"]),
+                source=SOURCE,
+                audit_it=False,
+            )
+            written.append(f"Observation/{result.resource.logical_id}")
+    except Forbidden as exc:
+        raise ApplicationError(f"not allowed to write: {exc.diagnostics}") from None
+    except FhirError as exc:
+        # Validation or unit problems the mapper did not foresee: the sender must fix them.
+        raise ContentError(DATA_TYPE_ERROR, f"{where}: {exc.diagnostics}", "OBX") from None
+
+    message.status = Hl7Message.Status.STORED
+    message.raw = raw_text
+    message.message_type = message_type
+    message.received_at = now
+    message.ack_code = ack_code
+    message.ack_text = f"stored {len(written)} observations"
+    message.ack_raw = ack_raw
+    message.error = ""
+    message.hospital = hospital
+    message.patient = patient
+    message.resources = written
+    message.attempts += 1
+    message.last_attempt_at = now
+    message.save()
+    audit.record(
+        actor,
+        action="C",
+        channel="hl7",
+        patient_id=patient.pk,
+        entity=written[0] if written else "",
+        detail=f"ORU^R01 {oru.control_id}: {len(written)} observations",
+    )
+    return Stored(message, True)
+
+
+def _share_patient_key(patient_id: int) -> None:
+    """Take now the KEY SHARE lock that the deferred foreign-key checks would take at COMMIT.
+
+    `audit.record` holds a global advisory lock until COMMIT; code that locks the patient row
+    and then audits (alert evaluation) takes them in the other order. Taking the patient lock
+    first gives everyone the same order: patient row, then audit lock — no deadlock.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            table = connection.ops.quote_name(Patient._meta.db_table)
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [patient_id])
+
+
+def _link_devices(observation: dict, device_refs: dict[str, str]) -> None:
+    """Logical EUI-64 references from the mapper → the stored Devices."""
+    targets = [observation.get("device")] + [
+        e.get("valueReference") for e in observation.get("extension", [])
+    ]
+    for target in targets:
+        if isinstance(target, dict) and "identifier" in target:
+            ref = device_refs.get(target["identifier"].get("value", ""))
+            if ref:
+                target["reference"] = ref
+
+
+def _if_none_exist(system: str, value: str) -> str:
+    # MSH-10 may hold '&', '+' or '%': quote so parse_qsl gives the value back unchanged.
+    return "identifier=" + quote(f"{system}|{value}", safe="|:/")
+
+
+# --- who sent it, who it is about -------------------------------------------------------------
+
+
+def _hd_text(hd: pcd01.HierarchicDesignator | None) -> str:
+    if hd is None:
+        return ""
+    parts = [hd.namespace_id or "", hd.universal_id or "", hd.universal_id_type or ""]
+    return "^".join(parts).rstrip("^")
+
+
+def _application_name(oru: pcd01.Oru) -> str:
+    app = oru.sending_application
+    if app is None:
+        return "hl7"
+    return app.namespace_id or app.universal_id or "hl7"
+
+
+def _key(oru: pcd01.Oru) -> dict[str, str]:
+    return {
+        "direction": Hl7Message.Direction.IN,
+        "sending_application": _hd_text(oru.sending_application)[:227],
+        "sending_facility": _hd_text(oru.sending_facility)[:227],
+        "control_id": oru.control_id[:199],
+    }
+
+
+def _hospitals_named(*names: str | None) -> Hospital | None:
+    """The hospital whose code, name, English name or an identifier value is one of `names`."""
+    wanted = {n.strip().lower() for n in names if n and n.strip()}
+    if not wanted:
+        return None
+    for hospital in Hospital.objects.all():
+        known = {hospital.code.lower(), hospital.name.lower(), hospital.name_en.lower()}
+        known |= {
+            str(i.get("value", "")).lower()
+            for i in hospital.identifiers or []
+            if isinstance(i, dict)
+        }
+        if known & wanted:
+            return hospital
+    return None
+
+
+def _sending_hospital(oru: pcd01.Oru) -> Hospital | None:
+    facility = oru.sending_facility
+    if facility is None:
+        return None
+    return _hospitals_named(facility.namespace_id, facility.universal_id)
+
+
+def resolve_patient(oru: pcd01.Oru, sending_hospital: Hospital | None = None) -> Patient:
+    """The one patient PID-3 names; `UnknownPatient` when none, `ContentError` when several.
+
+    Per repetition: an 18-digit resident identity number (valid check digit, or type NNCHN)
+    is looked up as such; any other value is a hospital number, looked up among
+    `PatientIdentifier`s assigned by the hospital PID-3.4 names (code, name or identifier),
+    or whose system is PID-3.4 itself, or — without PID-3.4 — assigned by the sending facility.
+    A number whose assigner we cannot tell is never matched: an MRN is only unique within its
+    hospital, and a wrong patient is worse than an AE.
+    """
+    found: dict[int, Patient] = {}
+    for pid in oru.patient_identifiers:
+        patient = _match(pid, sending_hospital)
+        if patient is not None:
+            found[patient.pk] = patient
+    if not found:
+        shown = ", ".join(
+            p.value
+            + (
+                f" ({', '.join(x for x in (p.assigning_authority, p.type_code) if x)})"
+                if p.assigning_authority or p.type_code
+                else ""
+            )
+            for p in oru.patient_identifiers
+        )
+        raise UnknownPatient(f"No patient matches PID-3 {shown}")
+    if len(found) > 1:
+        raise ContentError(
+            UNKNOWN_KEY_IDENTIFIER,
+            "PID-3 identifiers name different patients",
+            "PID",
+            3,
+            segment_seq=1,
+        )
+    return next(iter(found.values()))
+
+
+def _is_resident_id(pid: pcd01.PatientId) -> bool:
+    if (pid.type_code or "").upper() in RESIDENT_ID_TYPES:
+        return True
+    try:
+        parse_resident_id(pid.value.upper())
+    except InvalidResidentId:
+        return False
+    return True
+
+
+def _match(pid: pcd01.PatientId, sending_hospital: Hospital | None) -> Patient | None:
+    value = pid.value.strip()
+    if _is_resident_id(pid):
+        patient = Patient.objects.filter(resident_id=value.upper()).first()
+        if patient is not None or (pid.type_code or "").upper() in RESIDENT_ID_TYPES:
+            return patient
+    rows = PatientIdentifier.objects.filter(value=value).select_related("patient")
+    authority = (pid.assigning_authority or "").strip()
+    if authority:
+        hospital = _hospitals_named(authority)
+        if hospital is not None:
+            row = rows.filter(assigner=hospital).first()
+            if row is not None:
+                return row.patient
+        row = rows.filter(system__in=[authority, f"urn:oid:{authority}"]).first()
+        return row.patient if row else None
+    if sending_hospital is not None:
+        row = rows.filter(assigner=sending_hospital).first()
+        return row.patient if row else None
+    return None
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return charsets.decode(raw)
+    except Exception:
+        return raw.decode("latin-1")
+
+
+def _message_type(header: er7.MessageHeader | None) -> str:
+    if header is None or not header.message_type:
+        return ""
+    return f"{header.message_type}^{header.trigger_event}".rstrip("^")[:40]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Hl7Error):
+        where = f" at {exc.location}" if exc.location else ""
+        return f"{exc.code} {exc.message}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _header_hd(header: er7.MessageHeader | None, n: int) -> str:
+    if header is None:
+        return ""
+    d = header.delimiters
+    return er7.unescape(header.raw(n), d).strip()[:227]
+
+
+def _record_refusal(
+    raw: bytes, header: er7.MessageHeader | None, error: Hl7Error, reply: bytes, *, detail: str
+) -> None:
+    """Keep a refused message in the store (status error/rejected) after its rollback.
+
+    A row already ``stored`` for the same key is left alone: the data is in the record and a
+    later failing copy of it changes nothing.
+    """
+    status = Hl7Message.Status.REJECTED if error.ack_code == "AR" else Hl7Message.Status.ERROR
+    parsed = ack.parse_ack(reply)
+    now = timezone.now()
+    fields = {
+        "raw": _text(raw),
+        "message_type": _message_type(header),
+        "receiving_application": _header_hd(header, 5),
+        "receiving_facility": _header_hd(header, 6),
+        "received_at": now,
+        "ack_code": parsed.code if parsed else "",
+        "ack_text": error.message,
+        "ack_raw": _text(reply),
+        "status": status,
+        "error": detail,
+        "last_attempt_at": now,
+    }
+    key = {
+        "direction": Hl7Message.Direction.IN,
+        "sending_application": _header_hd(header, 3),
+        "sending_facility": _header_hd(header, 4),
+        "control_id": (er7.unescape(header.raw(10), header.delimiters).strip() if header else "")[
+            :199
+        ],
+    }
+    with transaction.atomic():
+        if not key["control_id"]:
+            Hl7Message.objects.create(**key, **fields, attempts=1)
+            return
+        message, created = Hl7Message.objects.select_for_update().get_or_create(
+            **key, defaults={**fields, "attempts": 1}
+        )
+        if created or message.status == Hl7Message.Status.STORED:
+            return
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.attempts += 1
+        message.save()
+
+
+# --- the listener's handler -------------------------------------------------------------------
+
+
+class StoreWorkers:
+    """The listener's thread pool for database work; each thread keeps its own connection.
+
+    `close()` closes every thread's connections before the pool stops (a test database cannot
+    be dropped while a pooled thread still holds a connection to it).
+    """
+
+    def __init__(self, size: int = DEFAULT_WORKERS) -> None:
+        self.size = size
+        self.executor = ThreadPoolExecutor(size, thread_name_prefix="hl7-store")
+
+    def close(self) -> None:
+        barrier = threading.Barrier(self.size)
+
+        def close_connections() -> None:
+            # One task per thread (they wait for each other), so every thread closes its own.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)
+            connections.close_all()
+
+        wait([self.executor.submit(close_connections) for _ in range(self.size)])
+        self.executor.shutdown(wait=True)
+
+
+def _receive_in_worker(raw: bytes, parsed: pcd01.Oru | Hl7Error | None) -> bytes:
+    close_old_connections()  # as Django does around a request: drop broken or expired ones
+    try:
+        return receive(raw, parsed=parsed)
+    finally:
+        close_old_connections()
+
+
+def _parse_or_error(raw: bytes) -> pcd01.Oru | Hl7Error:
+    """Module-level so a process pool can pickle it; an Hl7Error comes back as a value."""
+    try:
+        return pcd01.parse_bytes(raw)
+    except Hl7Error as exc:
+        return exc
+
+
+def make_handler(
+    workers: StoreWorkers | Executor, *, parse_executor: Executor | None = None
+) -> mllp.Handler:
+    """An `mllp.serve` handler: `receive` in `workers`, parsing optionally in `parse_executor`.
+
+    With a `ProcessPoolExecutor` as `parse_executor`, hl7apy runs on other cores and the
+    threads only hold the GIL for the mapping and the database round trips.
+    """
+    executor = workers.executor if isinstance(workers, StoreWorkers) else workers
+
+    async def handle(raw: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        parsed: pcd01.Oru | Hl7Error | None = None
+        if parse_executor is not None:
+            try:
+                parsed = await loop.run_in_executor(parse_executor, _parse_or_error, raw)
+            except Exception:  # a broken pool: parse in the worker thread instead
+                logger.exception("HL7 parse pool failed; parsing in the store thread")
+        return await loop.run_in_executor(executor, _receive_in_worker, raw, parsed)
+
+    return handle
