@@ -192,7 +192,9 @@ def load_observations(database_url: str, count: int, patients: int = 50) -> None
                         pid = patient_ids[i % len(patient_ids)]
                         at = start + timedelta(minutes=30 * (i // len(patient_ids)))
                         copy.write_row(row(i, pid, at))
-        conn.execute("SELECT setval(pg_get_serial_sequence('fhir_resource', 'id'), (SELECT max(id) FROM fhir_resource))")
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('fhir_resource', 'id'), (SELECT max(id) FROM fhir_resource))"
+        )
         conn.commit()
         conn.execute("ANALYZE")
         print(f"loaded {count:,} observations in {time.perf_counter() - t0:.0f} s")

@@ -16,4 +16,3 @@ def home(request):
     if role is None:
         raise PermissionDenied("This account has no role; ask an administrator.")
     return redirect(roles.LANDING_URL_NAMES[role])
-

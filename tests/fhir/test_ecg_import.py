@@ -43,7 +43,6 @@ PASSWORD = "sgdemo2026"
 UPLOAD = "/fhir/ecg/upload"
 
 
-
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
