@@ -17,8 +17,10 @@ from django.views.decorators.http import require_POST
 from clinic import roles
 from clinic.access import can_write_patient
 from clinic.models import CarePlan, CareThreshold, Vital
+from community.models import Alert
 from devices.models import Monitor
 from fhir import audit, charts
+from fhir.ecg import ecg_traces
 from frontend.views.access import patient_for_page
 
 VITAL_LABELS = {
@@ -39,6 +41,7 @@ def _thresholds(patient) -> dict[str, dict]:
 
 
 def _context(request, patient, actor) -> dict:
+    traces = ecg_traces(patient, limit=3)
     monitors = Monitor.objects.filter(bridge__patients=patient).select_related("bridge").distinct()
     bridges = {m.bridge for m in monitors} | set(patient.bridges.all())
     thresholds = _thresholds(patient)
@@ -59,6 +62,12 @@ def _context(request, patient, actor) -> dict:
         ],
         "can_edit_plan": actor.role in (roles.COMMUNITY_DOCTOR, roles.ADMIN)
         and can_write_patient(actor, patient),
+        "can_upload_ecg": actor.kind == "user" and can_write_patient(actor, patient),
+        "alerts": Alert.objects.filter(patient=patient)
+        .select_related("acknowledged_by")
+        .order_by("-opened_at")[:30],
+        "ecgs": traces,
+        "ecg_json": [t.as_json() for t in traces],
         "chart_labels": {
             "systolic_bp": _("Systolic"),
             "diastolic_bp": _("Diastolic"),
@@ -130,11 +139,14 @@ def vitals_json(request, pk: int):
 
 
 def _alert_markers(patient, since) -> list[dict]:
-    try:
-        from community.selectors import alert_markers
-    except ImportError:  # the alerts app's selector arrives with the alerts issue
-        return []
-    return alert_markers(patient, since)
+    """Where alerts opened, for the chart of the vital that raised them."""
+    rows = Alert.objects.filter(patient=patient, opened_at__gte=since).values_list(
+        "opened_at", "vital", "severity"
+    )
+    return [
+        {"at": int(at.timestamp()), "vital": vital, "severity": severity}
+        for at, vital, severity in rows
+    ]
 
 
 def _number(raw: str) -> float | None:

@@ -104,3 +104,41 @@ def test_patient_cannot_edit_thresholds(client, chen):
         client.post(f"/patients/{chen.pk}/thresholds", {"systolic_bp-high": "200"}).status_code
         == 403
     )
+
+
+def test_timeline_shows_the_ecg_traces_and_upload_form(client, chen):
+    from django.core.management import call_command
+    from pydicom.data import get_testdata_file
+
+    call_command(
+        "import_dicom", get_testdata_file("waveform_ecg.dcm", download=False), "--patient", CHEN
+    )
+    client.login(username="dr_tianhe", password=PASSWORD)
+    html = client.get(f"/patients/{chen.pk}/").content.decode()
+    data = json.loads(
+        html.split('<script id="ecg-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert len(data) == 1 and len(data[0]["leads"]) == 12
+    assert 58 <= data[0]["heartRateBpm"] <= 64
+    assert 'id="ecg-upload"' in html and "/fhir/ecg/" in html
+
+
+def test_alert_history_and_chart_markers_show_the_patients_alerts(
+    client, chen, bridge_token, django_capture_on_commit_callbacks
+):
+    body = bundles.upload(CHEN, 1, systolic=192, start_minute=90)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/fhir/",
+            json.dumps(body),
+            content_type="application/fhir+json",
+            HTTP_AUTHORIZATION=f"Bearer {bridge_token}",
+        )
+    assert response.status_code == 200
+    client.login(username="dr_tianhe", password=PASSWORD)
+    html = client.get(f"/patients/{chen.pk}/").content.decode()
+    assert "Systolic BP 192" in html and "badge critical" in html
+    markers = client.get(f"/patients/{chen.pk}/vitals.json?from=2026-11-24&to=2026-11-26").json()[
+        "alerts"
+    ]
+    assert any(m["vital"] == "systolic_bp" and m["severity"] == "critical" for m in markers)
