@@ -18,11 +18,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clinic import roles
+from clinic.access import actor_for_user
 from clinic.models import Hospital
 from community import actions, selectors
 from community.access import can_watch_hospital, can_watch_hub
 from community.errors import AlertError
 from community.models import AlertStatus, DispatchTask, Severity
+from fhir import audit
 
 ACTIONS = ("acknowledge", "assign", "dispatch", "escalate", "resolve", "dismiss", "snooze")
 
@@ -62,6 +64,7 @@ def hub_board(request):
         raise PermissionDenied
     filters = {k: request.GET.get(k) or None for k in ("status", "community", "rule", "severity")}
     queue = list(selectors.hub_queue(hub, **filters))
+    _audit_listed(request, queue, "triage board")
     return render(
         request,
         "frontend/hub_board.html",
@@ -99,6 +102,7 @@ def hospital_inbox(request):
     if hospital is None or not can_watch_hospital(request.user, hospital):
         raise PermissionDenied
     queue = list(selectors.hospital_inbox(hospital))
+    _audit_listed(request, queue, "escalation inbox")
     return render(
         request,
         "frontend/hospital_inbox.html",
@@ -112,6 +116,20 @@ def hospital_inbox(request):
             "labels": _labels(),
         },
     )
+
+
+def _audit_listed(request, queue, purpose: str) -> None:
+    """A queue shows patients' data: one audit record per patient on the page."""
+    actor = actor_for_user(request.user)
+    for patient_id in sorted({a.patient_id for a in queue}):
+        audit.record(
+            actor,
+            action="R",
+            channel="page",
+            patient_id=patient_id,
+            entity=request.path,
+            purpose=purpose,
+        )
 
 
 def _datetime(raw: str | None) -> datetime | None:
