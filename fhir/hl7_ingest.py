@@ -49,7 +49,7 @@ from devices.hl7.errors import (
     UnknownPatient,
 )
 from devices.models import Hl7Message
-from fhir import audit, store
+from fhir import store
 from fhir.errors import FhirError, Forbidden
 from fhir.mapping import hl7v2
 
@@ -167,37 +167,42 @@ def _store(
     mapped = hl7v2.map_oru(
         oru, patient_reference=f"Patient/{patient.pk}", sender=hl7v2.sender_of(oru)
     )
-    device_refs: dict[str, str] = {}
-    written: list[str] = []
-    where = "Device"
-    try:
-        for device in mapped.devices:
-            identifier = device["identifier"][0]
-            result = store.create(
-                actor,
-                device,
-                if_none_exist=_if_none_exist(identifier["system"], identifier["value"]),
-                source=SOURCE,
-                audit_it=False,
-            )
-            device_refs[identifier["value"]] = f"Device/{result.resource.logical_id}"
-        for n, observation in enumerate(mapped.observations, start=1):
-            where = f"Observation {n}"
-            _link_devices(observation, device_refs)
-            identifier = observation["identifier"][0]
-            result = store.create(
-                actor,
+    # One transaction Bundle per message: fhir.store writes it in bulk (a few statements for
+    # the whole message) with the same validation, access check and idempotency as an upload.
+    entries, device_refs = [], {}
+    for device in mapped.devices:
+        identifier = device["identifier"][0]
+        url = f"urn:uuid:{uuid.uuid4()}"
+        device_refs[identifier["value"]] = url
+        entries.append(
+            _entry(url, device, _if_none_exist(identifier["system"], identifier["value"]))
+        )
+    for observation in mapped.observations:
+        _link_devices(observation, device_refs)
+        identifier = observation["identifier"][0]
+        entries.append(
+            _entry(
+                f"urn:uuid:{uuid.uuid4()}",
                 observation,
-                if_none_exist=_if_none_exist(identifier["system"], identifier["value"]),
-                source=SOURCE,
-                audit_it=False,
+                _if_none_exist(identifier["system"], identifier["value"]),
             )
-            written.append(f"Observation/{result.resource.logical_id}")
+        )
+    try:
+        response = store.process_bundle(
+            actor,
+            {"resourceType": "Bundle", "type": "transaction", "entry": entries},
+            source=SOURCE,
+        )
     except Forbidden as exc:
         raise ApplicationError(f"not allowed to write: {exc.diagnostics}") from None
     except FhirError as exc:
         # Validation or unit problems the mapper did not foresee: the sender must fix them.
-        raise ContentError(DATA_TYPE_ERROR, f"{where}: {exc.diagnostics}", "OBX") from None
+        raise ContentError(DATA_TYPE_ERROR, exc.diagnostics, "OBX") from None
+    written = [
+        e["response"]["location"].split("/_history/")[0]
+        for e in response["entry"]
+        if e["response"]["location"].startswith("Observation/")
+    ]
 
     message.status = Hl7Message.Status.STORED
     message.raw = raw_text
@@ -213,14 +218,6 @@ def _store(
     message.attempts += 1
     message.last_attempt_at = now
     message.save()
-    audit.record(
-        actor,
-        action="C",
-        channel="hl7",
-        patient_id=patient.pk,
-        entity=written[0] if written else "",
-        detail=f"ORU^R01 {oru.control_id}: {len(written)} observations",
-    )
     return Stored(message, True)
 
 
@@ -237,8 +234,20 @@ def _share_patient_key(patient_id: int) -> None:
             cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [patient_id])
 
 
+def _entry(full_url: str, resource: dict, if_none_exist: str) -> dict:
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {
+            "method": "POST",
+            "url": resource["resourceType"],
+            "ifNoneExist": if_none_exist,
+        },
+    }
+
+
 def _link_devices(observation: dict, device_refs: dict[str, str]) -> None:
-    """Logical EUI-64 references from the mapper → the stored Devices."""
+    """Logical EUI-64 references from the mapper → the Devices' entries in the Bundle."""
     targets = [observation.get("device")] + [
         e.get("valueReference") for e in observation.get("extension", [])
     ]

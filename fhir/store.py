@@ -650,6 +650,11 @@ class _Planned:
     resource: Resource | None = None
 
 
+def _channel(source: str) -> str:
+    """The audit channel of a write: HL7 and DICOM feeds have their own, uploads are FHIR."""
+    return source if source in ("hl7", "dicom") else "fhir"
+
+
 def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> dict:
     """All-create transactions (every bridge and HL7 upload) in a handful of statements.
 
@@ -769,7 +774,7 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
         audit.record(
             actor,
             action="C",
-            channel="fhir",
+            channel=_channel(source),
             patient_id=patient_id,
             entity=targets[0],
             detail=f"transaction wrote {len(targets)} resources",
@@ -823,7 +828,7 @@ def _entrywise_transaction(actor: Actor, entries: list[dict], source: str) -> di
             audit.record(
                 actor,
                 action="C",
-                channel="fhir",
+                channel=_channel(source),
                 patient_id=patient_id,
                 entity=targets[0],
                 detail=f"transaction wrote {len(targets)} resources",
