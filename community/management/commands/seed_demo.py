@@ -17,7 +17,7 @@ class Command(BaseCommand):
         self.stdout.write(f"demo logins (password for all: {demo_data.DEMO_PASSWORD}):")
         self.stdout.write("  admin                     administrator -> /admin/")
         for username, name, role, place, _lead in (
-            demo_data.STAFF[:1] + demo_data.STAFF[3:4] + demo_data.STAFF[8:9]
+            demo_data.STAFF[:2] + demo_data.STAFF[3:4] + demo_data.STAFF[8:9]
         ):
             self.stdout.write(f"  {username:<25} {name} ({role}, {place})")
         for known in demo_data.KNOWN_PATIENTS:
