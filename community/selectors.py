@@ -164,6 +164,20 @@ def alert_payload(alert: Alert) -> dict:
         "trigger_count": alert.trigger_count,
         "snoozed_until": _iso(snooze.until) if snooze else None,
         "reopens": alert.reopens_id,
+        "last_action": _last_action(alert),
+    }
+
+
+def _last_action(alert: Alert) -> dict | None:
+    """The latest transition with its note: how a hospital's question reaches the hub's board."""
+    last = alert.transitions.select_related("by").order_by("-at", "-pk").first()
+    if last is None:
+        return None
+    return {
+        "action": last.action,
+        "note": last.note,
+        "by": (last.by.get_full_name() or last.by.get_username()) if last.by_id else None,
+        "at": _iso(last.at),
     }
 
 

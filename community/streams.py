@@ -52,8 +52,9 @@ def next_seq(stream: str) -> int:
     return counter.last_seq
 
 
-def append_events(alert: Alert, event: str) -> list[AlertEvent]:
-    """Record ``event`` with the alert's current state on each of its streams.
+def append_events(alert: Alert, event: str, *, also: Sequence[str] = ()) -> list[AlertEvent]:
+    """Record ``event`` with the alert's current state on each of its streams (and on ``also``:
+    a stream the alert has just left, e.g. a hospital it was handed back from, must hear it).
 
     Call inside the transaction that changed the alert and after every other write in it: the
     counter locks are taken last and in a fixed order, so concurrent actions cannot deadlock.
@@ -66,7 +67,7 @@ def append_events(alert: Alert, event: str) -> list[AlertEvent]:
         AlertEvent.objects.create(
             stream=stream, seq=next_seq(stream), alert=alert, event=event, payload=payload, at=now
         )
-        for stream in streams_of(alert)
+        for stream in sorted({*streams_of(alert), *also})
     ]
 
 

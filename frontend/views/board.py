@@ -20,13 +20,24 @@ from django.views.decorators.http import require_POST
 from clinic import roles
 from clinic.access import actor_for_user
 from clinic.models import Hospital
-from community import actions, selectors
+from community import actions, hospital_actions, selectors
 from community.access import can_watch_hospital, can_watch_hub
 from community.errors import AlertError
 from community.models import AlertStatus, DispatchTask, Severity
 from fhir import audit
 
-ACTIONS = ("acknowledge", "assign", "dispatch", "escalate", "resolve", "dismiss", "snooze")
+ACTIONS = (
+    "acknowledge",
+    "assign",
+    "dispatch",
+    "escalate",
+    "resolve",
+    "dismiss",
+    "snooze",
+    "accept",
+    "request_info",
+    "hand_back",
+)
 
 
 def _labels() -> dict[str, str]:
@@ -111,6 +122,7 @@ def hospital_inbox(request):
             "hospital": hospital,
             "queue": queue,
             "socket_path": f"/ws/hospital/{hospital.code}/",
+            "hospital_code": hospital.code,
             "head": selectors.stream_head(selectors.hospital_stream(hospital)),
             "initial": [selectors.alert_payload(a) for a in queue],
             "labels": _labels(),
@@ -170,6 +182,16 @@ def alert_action(request, alert_id: int, action: str):
                 reason=data.get("reason", ""),
                 hospital_id=int(hospital) if hospital else None,
             )
+        elif action == "accept":
+            alert = hospital_actions.check_accept_escalation(
+                user, alert_id, note=data.get("note", "")
+            )
+        elif action == "request_info":
+            alert = hospital_actions.check_request_information(
+                user, alert_id, note=data.get("note", "")
+            )
+        elif action == "hand_back":
+            alert = hospital_actions.check_hand_back(user, alert_id, note=data.get("note", ""))
         elif action == "resolve":
             alert = actions.check_resolve_alert(user, alert_id, note=data.get("note", ""))
         elif action == "dismiss":

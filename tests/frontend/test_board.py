@@ -113,3 +113,43 @@ def test_resolve_with_note_closes_the_alert(client, alert):
     body = client.post(f"/alerts/{alert.pk}/resolve", {"note": "rechecked 138/86"}).json()
     assert body["alert"]["status"] == "resolved"
     assert initial(client.get("/hub/")) == []
+
+
+@pytest.fixture
+def escalated(client, alert) -> Alert:
+    client.login(username="dr_tianhe", password=PASSWORD)
+    client.post(f"/alerts/{alert.pk}/acknowledge")
+    assert client.post(f"/alerts/{alert.pk}/escalate", {"reason": "SBP 195"}).status_code == 200
+    client.logout()
+    client.login(username="clin_zsy", password=PASSWORD)
+    return alert
+
+
+def test_hospital_accepts_asks_and_hands_back(client, escalated):
+    from clinic.models import Referral
+
+    accepted = client.post(f"/alerts/{escalated.pk}/accept").json()["alert"]
+    assert accepted["assigned_to"] == "林国栋"
+    assert Referral.objects.get(alert_id=escalated.pk).status == "accepted"
+    asked = client.post(
+        f"/alerts/{escalated.pk}/request_info", {"note": "请提供近三天血压记录"}
+    ).json()["alert"]
+    assert asked["last_action"]["note"] == "请提供近三天血压记录"
+    assert client.post(f"/alerts/{escalated.pk}/hand_back", {"note": ""}).status_code == 400
+    back = client.post(
+        f"/alerts/{escalated.pk}/hand_back", {"note": "stable, manage at home"}
+    ).json()["alert"]
+    assert (back["status"], back["escalated_to"]) == ("acknowledged", None)
+    assert Referral.objects.get(alert_id=escalated.pk).status == "handed_back"
+    assert initial(client.get("/hospital/")) == []
+    assert (
+        client.get(f"/patients/{escalated.patient_id}/").status_code == 404
+    )  # access ended with the referral
+    assert client.post(f"/alerts/{escalated.pk}/accept").status_code == 404  # no longer theirs
+
+
+def test_hub_doctor_cannot_use_hospital_actions(client, escalated):
+    client.logout()
+    client.login(username="dr_tianhe", password=PASSWORD)
+    assert client.post(f"/alerts/{escalated.pk}/accept").status_code == 400
+    assert client.post(f"/alerts/{escalated.pk}/hand_back", {"note": "x"}).status_code == 400

@@ -24,6 +24,7 @@
   }
 
   function visible(a) {
+    if (table.dataset.hospital && a.escalated_to !== table.dataset.hospital) return false;
     if (fStatus ? a.status !== fStatus : CLOSED.has(a.status)) return false;
     if (fSeverity && a.severity !== fSeverity) return false;
     if (fRule && !(fRule.endsWith(":") ? a.rule.startsWith(fRule) : a.rule === fRule)) return false;
@@ -58,6 +59,12 @@
     link.textContent = a.patient_name;
     cell(tr, link);
     const finding = cell(tr, a.message);
+    if (a.last_action && a.last_action.note && ["request_info", "hand_back", "accept", "escalate"].includes(a.last_action.action)) {
+      const note = document.createElement("div");
+      note.className = "last-note";
+      note.textContent = `${a.last_action.by || ""}: ${a.last_action.note}`;
+      finding.appendChild(note);
+    }
     if (a.news2) {
       const n = document.createElement("span");
       n.className = "news2";
