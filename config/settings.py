@@ -111,7 +111,15 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL]),
+                # redis-py reads with a 5 s timeout by default, the same as channels_redis'
+                # blocking pop, which can kill an idle consumer (django/channels_redis#422):
+                # a longer read timeout on every host keeps idle sockets alive.
+                "hosts": [
+                    host
+                    if "socket_timeout=" in host
+                    else f"{host}{'&' if '?' in host else '?'}socket_timeout=30"
+                    for host in env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL])
+                ],
                 "capacity": 1500,
                 "prefix": env.str("SG_CHANNEL_PREFIX", default="asgi"),
             },

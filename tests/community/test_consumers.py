@@ -322,12 +322,6 @@ async def test_session_cookie_through_the_real_asgi_stack(demo, memory_layer):
 
 
 @pytest.mark.services
-@pytest.mark.xfail(
-    reason="config.settings passes REDIS_URL to channels_redis without a socket_timeout; "
-    "redis-py 8 then times out channels_redis' 5 s BZPOPMIN (django/channels_redis#422). "
-    "Fix: give each host a socket_timeout above 5 s (e.g. REDIS_URL?socket_timeout=30).",
-    strict=False,
-)
 async def test_idle_socket_outlives_the_redis_read_timeout_with_the_product_settings(demo):
     from django.conf import settings
 
