@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from clinic.evaluation import Evaluation, evaluate_new_readings, evaluate_silenc
 from clinic.models import Patient
 from community.actions import OPEN, do_clear_alert, do_escalate_tier, do_raise_or_update_alert
 from community.models import Alert
+from fhir.models import VitalSign
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,28 @@ def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluat
             do_raise_or_update_alert(patient_id, finding, news2=evaluation.news2)
         for rule in evaluation.clears:
             do_clear_alert(patient_id, rule)
+        VitalSign.objects.filter(pk__in=list(vital_ids)).update(evaluated_at=timezone.now())
     return evaluation
+
+
+def evaluate_missed(*, older_than: timedelta | None = None, limit: int = 5000) -> int:
+    """Evaluate readings whose evaluation task never ran (a broker lost it, a worker died before
+    acknowledging, the queue was flushed). The database is the record; the queue is a hint.
+    Returns the number of readings evaluated."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.MISSED_EVALUATION_AFTER_S)
+    cutoff = timezone.now() - older_than
+    rows = (
+        VitalSign.objects.filter(evaluated_at__isnull=True, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("patient_id", "pk")[:limit]
+    )
+    by_patient: dict[int, list[int]] = defaultdict(list)
+    for patient_id, pk in rows:
+        by_patient[patient_id].append(pk)
+    for patient_id, ids in by_patient.items():
+        process_new_readings(patient_id, ids)
+    return sum(len(ids) for ids in by_patient.values())
 
 
 def process_silence(now: datetime | None = None) -> int:

@@ -13,6 +13,12 @@ def evaluate_readings(patient_id: int, vital_ids: list[int]) -> int:
     return len(alerting.process_new_readings(patient_id, vital_ids).findings)
 
 
+@shared_task(name="community.tasks.evaluate_missed", acks_late=True)
+def evaluate_missed() -> int:
+    """Readings whose evaluation never ran (beat every minute): no reading goes unexamined."""
+    return alerting.evaluate_missed()
+
+
 @shared_task(name="community.tasks.escalate_overdue", acks_late=True)
 def escalate_overdue() -> int:
     """Climb unacknowledged alerts past their deadline (beat every 30 s, and by countdown)."""

@@ -96,8 +96,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Under ASGI each sync request may run on another thread, so persistent per-thread
+    # connections pile up until PostgreSQL refuses clients. A psycopg pool per process instead.
+    if env.bool("DATABASE_POOL", default=True):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX", default=16),
+            "timeout": 30,
+        }
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+        DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("SG_TEST_DATABASE_NAME", default=""):
     # Lets several test runs share one PostgreSQL server without fighting over test_<name>.
@@ -117,7 +127,7 @@ if REDIS_URL:
                 "hosts": [
                     host
                     if "socket_timeout=" in host
-                    else f"{host}{'&' if '?' in host else '?'}socket_timeout=30"
+                    else f"{host}{'&' if '?' in host else '?'}socket_timeout=30&max_connections=4000"
                     for host in env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL])
                 ],
                 "capacity": 1500,
@@ -135,6 +145,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool(
 )
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# With acks_late on Redis, a task whose worker died is redelivered after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("SG_CELERY_VISIBILITY_TIMEOUT_S", default=3600)
+}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "alerts"
@@ -145,11 +159,23 @@ CELERY_TASK_ROUTES = {
     "devices.tasks.*": {"queue": "interfaces"},
 }
 CELERY_TIMEZONE = "Asia/Shanghai"
+# A reading not evaluated this long after it was stored is swept up by evaluate_missed.
+MISSED_EVALUATION_AFTER_S = env.int("SG_MISSED_EVALUATION_AFTER_S", default=60)
 CELERY_BEAT_SCHEDULE = {
+    # Readings whose evaluation task was lost (broker restart, worker crash) are evaluated anyway.
+    "evaluate-missed-readings": {
+        "task": "community.tasks.evaluate_missed",
+        "schedule": env.float("SG_MISSED_EVALUATION_SWEEP_S", default=60.0),
+    },
     # Unacknowledged alerts climb a tier when their deadline passes (also run by countdown).
     "escalate-overdue-alerts": {
         "task": "community.tasks.escalate_overdue",
         "schedule": env.float("SG_ESCALATION_SWEEP_S", default=30.0),
+    },
+    # Next months' vitals partitions exist before readings need them (PostgreSQL only).
+    "ensure-vitals-partitions": {
+        "task": "fhir.tasks.ensure_vitals_partitions",
+        "schedule": 6 * 3600.0,
     },
     # No data from patients expected to measure, devices offline, batteries low.
     "check-silence": {

@@ -29,7 +29,8 @@ def record_upload(bridge: Bridge, bundle: dict) -> None:
     now = timezone.now()
     urls: dict[str, str] = {}
     gateway_ids = set()
-    for entry in bundle.get("entry", []):
+    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+    for entry in entries:
         resource = entry.get("resource") or {}
         if resource.get("resourceType") == "Device":
             ident = _device_identifier(resource)
@@ -41,7 +42,7 @@ def record_upload(bridge: Bridge, bundle: dict) -> None:
                     gateway_ids.add(ident)
     latest: dict[str, datetime] = {}
     battery: dict[str, int] = {}
-    for entry in bundle.get("entry", []):
+    for entry in entries:
         resource = entry.get("resource") or {}
         if resource.get("resourceType") != "Observation":
             continue

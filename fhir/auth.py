@@ -3,6 +3,7 @@ access token of a hospital system (SMART Backend Services, see fhir.smart)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -20,6 +21,9 @@ class TooManyRequests(FhirError):
     def __init__(self, diagnostics: str, *, retry_after: int):
         super().__init__(diagnostics)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+logger = logging.getLogger(__name__)
 
 
 def authenticate(request: HttpRequest) -> tuple[Actor, object | None]:
@@ -71,12 +75,15 @@ def throttle(actor: Actor) -> None:
     now = time.time()
     slot = int(now // window)
     key = f"fhir-rate:{actor.id}:{slot}"
-    if cache.add(key, 1, window + 1):
-        return
     try:
+        if cache.add(key, 1, window + 1):
+            return
         used = cache.incr(key)
     except ValueError:
         cache.add(key, 1, window + 1)
+        return
+    except Exception:  # the cache (Redis) is down: readings matter more than the rate limit
+        logger.warning("rate-limit cache unavailable; letting %s through", actor.id, exc_info=True)
         return
     if used > limit:
         retry = max(1, math.ceil((slot + 1) * window - now))

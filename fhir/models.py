@@ -154,11 +154,21 @@ class VitalSign(models.Model):
     status = models.CharField(max_length=16, default="final")
     flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    evaluated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the alert rules ran over this row; a sweep re-queues rows left unevaluated.",
+    )
 
     class Meta:
         indexes = [
             models.Index(fields=["patient", "vital", "-effective_at"]),
             models.Index(fields=["effective_at"]),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(evaluated_at__isnull=True),
+                name="vitals_unevaluated",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -188,8 +188,8 @@ def _index_rows(resource: Resource, body: dict) -> tuple[list, dict]:
                                 resource_type=rtype,
                                 param=name,
                                 value=float(value["value"]),
-                                system=value.get("system", "")[:255],
-                                code=value.get("code", "")[:64],
+                                system=str(value.get("system") or "")[:255],
+                                code=str(value.get("code") or "")[:64],
                             )
                         )
                 elif kind == params.STRING and isinstance(value, str):
@@ -288,6 +288,8 @@ def _vital_rows(resource: Resource, body: dict, source: str) -> list[VitalSign]:
 
 def parse_if_none_exist(query: str) -> tuple[str, str]:
     """Only `identifier=system|value` is supported for conditional create."""
+    if not isinstance(query, str):
+        raise BadRequest("ifNoneExist must be a string: identifier=system|value")
     pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     if len(pairs) != 1 or pairs[0][0] != "identifier" or "|" not in pairs[0][1]:
         raise BadRequest("If-None-Exist supports only identifier=system|value")
@@ -534,6 +536,10 @@ def _check_bundle(bundle: dict, kinds: tuple[str, ...]) -> list[dict]:
         if not isinstance(entry, dict):
             raise BadRequest(f"entry {i} is not an object")
         full_url = entry.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            raise BadRequest(
+                f"entry {i}: fullUrl must be a string", expression=f"Bundle.entry[{i}].fullUrl"
+            )
         if full_url:
             if full_url in seen:
                 raise BadRequest(

@@ -12,7 +12,7 @@ MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis' blocking
 # BZPOPMIN, so an idle consumer can die with TimeoutError (django/channels_redis#422). A read
-# timeout above the pop's keeps it alive; config.settings needs the same (see the xfail test).
+# timeout above the pop's keeps it alive; config.settings applies the same to CHANNEL_REDIS_HOSTS.
 READ_TIMEOUT = "socket_timeout=30"
 
 
