@@ -560,6 +560,7 @@ def _news2_fields(alert: Alert, news2: News2Result | None) -> None:
     if news2 is not None:
         alert.news2_total = news2.total
         alert.news2_risk = news2.risk
+        alert.news2_missing = list(news2.missing)
 
 
 def _open_new(patient_id: int, finding: Finding, news2: News2Result | None) -> Alert:

@@ -119,6 +119,12 @@ class Alert(models.Model):
     reading_ids = models.JSONField(_("readings (VitalSign ids)"), default=list, blank=True)
     news2_total = models.PositiveSmallIntegerField(_("NEWS2 total"), null=True, blank=True)
     news2_risk = models.CharField(_("NEWS2 risk"), max_length=15, blank=True)
+    news2_missing = models.JSONField(
+        _("NEWS2 parameters missing"),
+        default=list,
+        blank=True,
+        help_text=_("Not measured, so not scored: the total is a lower bound when any are listed."),
+    )
     opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
@@ -316,3 +322,54 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}#{self.seq} {self.event}"
+
+
+class CareMessage(models.Model):
+    """A note from the patient's care team to the patient, shown on their own page (/me/).
+
+    ``author`` is the user who wrote it, like ``AlertTransition.by``; ``read_at`` is set when the
+    patient first opens their page after it arrived.
+    """
+
+    MAX_LENGTH = 2000
+
+    patient = models.ForeignKey(
+        "clinic.Patient",
+        on_delete=models.CASCADE,
+        related_name="care_messages",
+        verbose_name=_("patient"),
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    body = models.TextField(_("message"), max_length=MAX_LENGTH)
+    created_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    alert = models.ForeignKey(
+        Alert,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="care_messages",
+        verbose_name=_("about alert"),
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["patient", "-created_at"])]
+        verbose_name = _("care message")
+        verbose_name_plural = _("care messages")
+
+    def __str__(self) -> str:
+        return f"{self.patient} ← {self.author_name} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def author_name(self) -> str:
+        """The practitioner's name when the author is one, else the user's name."""
+        practitioner = getattr(self.author, "practitioner", None)
+        if practitioner is not None:
+            return practitioner.name
+        return self.author.get_full_name() or self.author.get_username()

@@ -149,7 +149,12 @@ def alert_payload(alert: Alert) -> dict:
         "message": alert.message,
         "values": alert.values,
         "news2": (
-            {"total": alert.news2_total, "risk": alert.news2_risk}
+            {
+                "total": alert.news2_total,
+                "risk": alert.news2_risk,
+                "missing": alert.news2_missing,
+                "complete": not alert.news2_missing,
+            }
             if alert.news2_total is not None
             else None
         ),

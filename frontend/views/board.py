@@ -56,6 +56,19 @@ def _labels() -> dict[str, str]:
         "disconnected": _("Reconnecting…"),
         "empty": _("No open alerts."),
         "action_failed": _("The action failed"),
+        "low": _("low"),
+        "low-medium": _("low-medium"),
+        "medium": _("medium"),
+        "high": _("high"),
+        # NEWS2 from home monitors lacks what is only observed at the bedside: say so.
+        "news2_partial": _("at least; not measured: %(missing)s"),
+        "respiratory_rate": _("respiration"),
+        "spo2": _("SpO₂"),
+        "air_or_oxygen": _("air or oxygen"),
+        "systolic_bp": _("systolic BP"),
+        "pulse": _("pulse"),
+        "consciousness": _("consciousness"),
+        "temperature": _("temperature"),
     }
 
 

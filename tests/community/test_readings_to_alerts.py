@@ -109,3 +109,27 @@ async def test_upload_through_fhir_reaches_the_tianhe_socket(demo, layer):
     )
     assert frame["values"] == [187.0]  # the latest of 185, 186, 187
     await board.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_home_news2_alert_says_what_was_not_measured(demo):
+    """Consciousness and oxygen are never measured at home: the total is a lower bound and the
+    alert (and every board showing it) must say so rather than pass for a complete score."""
+    from community.selectors import alert_payload
+
+    start = timezone.now() - timedelta(minutes=10)
+    who = patient(CHEN)
+    ids = []
+    for vital, value in (
+        ("respiratory_rate", 26),
+        ("spo2", 90),
+        ("heart_rate", 135),
+        ("systolic_bp", 95),
+    ):
+        ids += store_vitals(who, vital, [value], start=start)
+    evaluate(ids)
+    alert = Alert.objects.get(rule="news2")
+    assert alert.news2_total >= 7 and alert.news2_risk == "high"
+    assert {"consciousness", "air_or_oxygen", "temperature"} <= set(alert.news2_missing)
+    news2 = alert_payload(alert)["news2"]
+    assert news2["complete"] is False and "consciousness" in news2["missing"]

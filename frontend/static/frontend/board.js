@@ -68,7 +68,16 @@
     if (a.news2) {
       const n = document.createElement("span");
       n.className = "news2";
-      n.textContent = ` NEWS2 ${a.news2.total} (${a.news2.risk})`;
+      const risk = labels[a.news2.risk] || a.news2.risk;
+      const missing = a.news2.missing || [];
+      if (missing.length) {
+        // A partial score is a lower bound: never let it read as "low risk".
+        const names = missing.map((m) => labels[m] || m).join(", ");
+        n.classList.add("partial");
+        n.textContent = ` NEWS2 ≥${a.news2.total} (${risk}; ${labels.news2_partial.replace("%(missing)s", names)})`;
+      } else {
+        n.textContent = ` NEWS2 ${a.news2.total} (${risk})`;
+      }
       finding.appendChild(n);
     }
     const status = [labels[a.status] || a.status];
