@@ -4,6 +4,7 @@ from community.models import (
     Alert,
     AlertEvent,
     AlertTransition,
+    CareMessage,
     Community,
     DispatchHub,
     DispatchTask,
@@ -84,6 +85,16 @@ class AlertTransitionAdmin(admin.ModelAdmin):
     list_filter = ["action", "to_status"]
     search_fields = ["alert__patient__name", "note", "by__username"]
     raw_id_fields = ["alert"]
+
+
+@admin.register(CareMessage)
+class CareMessageAdmin(admin.ModelAdmin):
+    list_display = ["patient", "author", "created_at", "read_at"]
+    list_filter = ["read_at"]
+    search_fields = ["patient__name", "patient__resident_id", "author__username", "body"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["patient", "author", "alert"]
+    readonly_fields = ["created_at", "read_at"]
 
 
 @admin.register(Snooze)

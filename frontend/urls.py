@@ -17,4 +17,5 @@ urlpatterns = [
     path("patients/<int:pk>/", patients.timeline, name="patient-timeline"),
     path("patients/<int:pk>/vitals.json", patients.vitals_json, name="patient-vitals"),
     path("patients/<int:pk>/thresholds", patients.edit_thresholds, name="patient-thresholds"),
+    path("patients/<int:pk>/messages/", patients.send_message, name="patient-messages"),
 ]

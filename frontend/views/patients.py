@@ -9,18 +9,20 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from clinic import roles
-from clinic.access import can_write_patient
-from clinic.models import CarePlan, CareThreshold, Vital
-from community.models import Alert
+from clinic.access import Actor, can_write_patient
+from clinic.models import CarePlan, CareThreshold, Patient, Vital
+from community.models import Alert, CareMessage
 from devices.models import Monitor
 from fhir import audit, charts
 from fhir.ecg import ecg_traces
+from frontend.forms import CareMessageForm
 from frontend.views.access import patient_for_page
 
 VITAL_LABELS = {
@@ -31,6 +33,12 @@ VITAL_LABELS = {
 }
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 LIMITS = ("critical_low", "low", "high", "critical_high")
+MESSAGES_SHOWN = 50
+
+
+def _may_act_for(actor: Actor, patient: Patient) -> bool:
+    """The patient's care team: their hub's doctors (and admins) edit the plan and write to them."""
+    return actor.role in (roles.COMMUNITY_DOCTOR, roles.ADMIN) and can_write_patient(actor, patient)
 
 
 def _thresholds(patient) -> dict[str, dict]:
@@ -60,8 +68,14 @@ def _context(request, patient, actor) -> dict:
         "threshold_rows": [
             {"vital": v, "label": label, **thresholds.get(v, {})} for v, label in Vital.choices
         ],
-        "can_edit_plan": actor.role in (roles.COMMUNITY_DOCTOR, roles.ADMIN)
-        and can_write_patient(actor, patient),
+        "can_edit_plan": _may_act_for(actor, patient),
+        "can_message": _may_act_for(actor, patient),
+        "message_form": CareMessageForm(patient=patient),
+        "care_messages": list(
+            CareMessage.objects.filter(patient=patient).select_related(
+                "author__practitioner", "alert"
+            )[:MESSAGES_SHOWN]
+        ),
         "can_upload_ecg": actor.kind == "user" and can_write_patient(actor, patient),
         "alerts": Alert.objects.filter(patient=patient)
         .select_related("acknowledged_by")
@@ -95,7 +109,29 @@ def patient_home(request):
     if roles.role_of(request.user) != roles.PATIENT or not hasattr(request.user, "patient"):
         raise PermissionDenied
     patient, actor = patient_for_page(request, request.user.patient.pk, purpose="own record")
-    return render(request, "frontend/patient_home.html", _context(request, patient, actor))
+    context = _context(request, patient, actor)
+    _mark_read(actor, patient, context["care_messages"])
+    return render(request, "frontend/patient_home.html", context)
+
+
+def _mark_read(actor: Actor, patient: Patient, shown: list[CareMessage]) -> None:
+    """Messages shown to the patient count as read; the page still marks them new this once."""
+    unread = [m.pk for m in shown if m.read_at is None]
+    if not unread:
+        return
+    with transaction.atomic():
+        marked = CareMessage.objects.filter(pk__in=unread, read_at__isnull=True).update(
+            read_at=timezone.now()
+        )
+        if marked:
+            audit.record(
+                actor,
+                action="U",
+                channel="page",
+                patient_id=patient.pk,
+                entity="CareMessage",
+                detail=f"{marked} care message(s) read",
+            )
 
 
 def _parse_range(request) -> tuple[datetime, datetime | None]:
@@ -161,9 +197,7 @@ def _number(raw: str) -> float | None:
 def edit_thresholds(request, pk: int):
     """Doctors adjust the care plan's limits; every change is validated and audited."""
     patient, actor = patient_for_page(request, pk, purpose="edit care plan")
-    if not (
-        actor.role in (roles.COMMUNITY_DOCTOR, roles.ADMIN) and can_write_patient(actor, patient)
-    ):
+    if not _may_act_for(actor, patient):
         raise PermissionDenied
     errors = []
     with transaction.atomic():
@@ -204,3 +238,30 @@ def edit_thresholds(request, pk: int):
         context["threshold_errors"] = errors
         return render(request, "frontend/patient_timeline.html", context, status=400)
     return redirect("frontend:patient-timeline", pk=patient.pk)
+
+
+@login_required
+@require_POST
+def send_message(request, pk: int):
+    """The care team writes to the patient, who reads it on /me/; validated and audited."""
+    patient, actor = patient_for_page(request, pk, purpose="message patient")
+    if not _may_act_for(actor, patient):
+        raise PermissionDenied
+    form = CareMessageForm(request.POST, patient=patient)
+    if not form.is_valid():
+        context = _context(request, patient, actor)
+        context["message_form"] = form
+        return render(request, "frontend/patient_timeline.html", context, status=400)
+    with transaction.atomic():
+        message = form.save(commit=False)
+        message.author = request.user
+        message.save()
+        audit.record(
+            actor,
+            action="C",
+            channel="page",
+            patient_id=patient.pk,
+            entity=f"CareMessage/{message.pk}",
+            detail="message to patient sent",
+        )
+    return redirect(reverse("frontend:patient-timeline", args=[patient.pk]) + "#messages-title")
