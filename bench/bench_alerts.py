@@ -18,8 +18,10 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -287,6 +289,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between samples")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--layer",
+        choices=["core", "pubsub"],
+        default="core",
+        help="channels_redis backend: the product's RedisChannelLayer, or RedisPubSubChannelLayer "
+        "(one publish per group, fanned out in each server process) for comparison",
+    )
     parser.add_argument("--database", default="bench_alerts")
     parser.add_argument(
         "--redis-url",
@@ -303,10 +312,24 @@ def main() -> None:
     env["REDIS_URL"] = args.redis_url
     # redis-py 8 reads with a 5 s timeout, which cuts channels_redis' 5 s BZPOPMIN
     # (django/channels_redis#422); a longer read timeout keeps idle sockets alive.
-    env["CHANNEL_REDIS_HOSTS"] = args.redis_url + "?socket_timeout=30"
+    # redis-py 8 also caps a pool at 100 connections; channels_redis takes one per group_add
+    # and group_discard in flight, so 500 sockets per process connecting at once need more.
+    env["CHANNEL_REDIS_HOSTS"] = args.redis_url + "?socket_timeout=30&max_connections=5000"
     env["SG_CHANNEL_PREFIX"] = f"bench{os.getpid()}"
     env.pop("CELERY_BROKER_URL", None)
-    print("preparing the database (migrate, seed)...")
+    if args.layer == "pubsub":
+        # A settings module of the bench's own, in a temporary directory: the product's
+        # settings with only the channel layer swapped.
+        overlay = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+        (overlay / "bench_alerts_settings.py").write_text(
+            "from config.settings import *  # noqa: F403\n"
+            "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.pubsub.RedisPubSubChannelLayer',"
+            f" 'CONFIG': {{'hosts': [{env['CHANNEL_REDIS_HOSTS']!r}],"
+            f" 'prefix': {env['SG_CHANNEL_PREFIX']!r}}}}}}}\n"
+        )
+        env["PYTHONPATH"] = f"{overlay}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        env["DJANGO_SETTINGS_MODULE"] = "bench_alerts_settings"
+    print(f"channel layer: {args.layer}; preparing the database (migrate, seed)...")
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "seed_demo")
     chen_token = manage(env, "create_bridge", "--patient", CHEN).strip().splitlines()[-1]
@@ -316,6 +339,7 @@ def main() -> None:
     patients = [line.split()[1] for line in setup if line.startswith("PATIENT ")]
 
     port = free_port()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the servers
     procs = [
         subprocess.Popen(
             [

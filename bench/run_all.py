@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], int]] = [
         420,
     ),  # fmt: skip
     ("bench_alerts", ["--seconds", "30"], ["--seconds", "10", "--clients", "200"], 300),
+    ("bench_board", ["--rounds", "20"], ["--rounds", "5"], 300),
     ("load", ["--duration", "120", "--alert-duration", "60"], ["--quick"], 600),
 ]
 

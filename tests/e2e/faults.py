@@ -1,6 +1,8 @@
 """Helpers of the fault-injection tests (tests/e2e/test_faults_*.py).
 
-Servers a test may kill are its own (a private redis-server, a private PostgreSQL cluster in a
+Every fault stack runs on a redis-server of its own: the machine's shared Redis is used by
+other runs whose Celery workers would otherwise take (and lose) this stack's tasks when their
+database numbers collide. Servers a test may kill are its own (a private redis-server, a private PostgreSQL cluster in a
 temporary directory), never the machine's shared ones. Durations are short in `make test` and
 full length with ``SG_SOAK=1`` (`make soak`).
 """
@@ -220,21 +222,22 @@ async def upload_until_accepted(
             await client.aclose()
 
 
-SESSIONS = """
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-user = get_user_model().objects.get(username=%r)
-session = SessionStore()
-session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-session.create()
-print(session.session_key)
-"""
-
-
-def session_for(stack: Stack, username: str) -> str:
-    return stack.manage("shell", "-c", SESSIONS % username).strip().splitlines()[-1]
+def session_for(stack: Stack, username: str, password: str = "sgdemo2026") -> str:
+    """A session cookie for a demo login, through the login form as a browser gets one."""
+    with httpx.Client(base_url=stack.base_url, timeout=30) as http:
+        page = http.get("/login/")
+        http.post(
+            "/login/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": page.cookies.get("csrftoken", ""),
+            },
+            headers={"Referer": stack.base_url + "/login/"},
+        )
+        session = http.cookies.get("sessionid")
+    assert session, f"login of {username} failed"
+    return session
 
 
 class Board:

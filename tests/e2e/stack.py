@@ -61,6 +61,17 @@ class Stack:
         )
         return self.processes[key]
 
+    def wait_for_worker(self, timeout: float = 60) -> None:
+        """Wait until the Celery worker says it is ready (it logs "<name>@<host> ready.")."""
+        assert self.log_dir is not None
+        log = self.log_dir / f"{self.name}-worker.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the Celery worker did not become ready in {timeout:.0f} s; see {log}")
+
     def stop(self, key: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         """Stop one process with ``sig`` (SIGKILL for a crash) and wait for it to be gone."""
         proc = self.processes[key]
@@ -174,10 +185,12 @@ def live_stack(
                 "worker",
                 "-Q",
                 "ingest,alerts,interfaces",
+                "-P",
+                os.environ.get("SG_E2E_CELERY_POOL", "prefork"),
                 "-c",
                 "2",
                 "-l",
-                "warning",
+                os.environ.get("SG_E2E_CELERY_LOG", "info"),
                 "-n",
                 f"e2e{os.getpid()}{name}@%h",
             ]
@@ -190,7 +203,7 @@ def live_stack(
                 "config",
                 "beat",
                 "-l",
-                "warning",
+                os.environ.get("SG_E2E_CELERY_LOG", "info"),
                 "-s",
                 str(logs / f"beat-{name}-{os.getpid()}"),
             ]
@@ -199,6 +212,8 @@ def live_stack(
             (logs / f"{name}-{key}.log").write_text("")
             stack.start(key)
         wait_for_port(port)
+        if celery:
+            stack.wait_for_worker()
         yield stack
     finally:
         for proc in stack.processes.values():

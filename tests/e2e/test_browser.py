@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -77,7 +79,11 @@ class Page:
 
 
 def upload(stack, systolic: float, minute: int) -> None:
-    body = bundles.upload(CHEN, 1, systolic=systolic, start_minute=minute, eui="00AA11BB22CC33DD")
+    # Yesterday morning (China time): in the past, and inside the timeline's default 7 days.
+    yesterday = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=1)).date().isoformat()
+    body = bundles.upload(
+        CHEN, 1, systolic=systolic, start_minute=minute, eui="00AA11BB22CC33DD", day=yesterday
+    )
     response = httpx.post(
         f"{stack.base_url}/fhir/",
         content=json.dumps(body),

@@ -48,7 +48,7 @@ class HospitalEndpoint:
 
 def test_refused_hospital_endpoint_gets_the_message_once_it_is_back():
     port = free_port()  # nobody listens: connections are refused
-    with live_stack("faults_mllp") as stack:
+    with faults.private_redis() as redis, live_stack("faults_mllp", redis_url=redis.url) as stack:
         pk, control_id = stack.manage("shell", "-c", QUEUE % port).split()[-2:]
 
         def status() -> tuple:

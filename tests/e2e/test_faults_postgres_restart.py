@@ -22,7 +22,11 @@ OUTAGE_S = faults.seconds(5, 120)
 
 
 async def test_postgres_restart_stores_every_reading_exactly_once():
-    with faults.private_postgres() as pg, live_stack("faults_pg", database_url=pg.url) as stack:
+    with (
+        faults.private_postgres() as pg,
+        faults.private_redis() as redis,
+        live_stack("faults_pg", database_url=pg.url, redis_url=redis.url) as stack,
+    ):
         uploaded = 0
         stop = asyncio.Event()
         down = asyncio.Event()

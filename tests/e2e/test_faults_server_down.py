@@ -25,7 +25,10 @@ pytestmark = [
 
 
 async def test_outbox_drains_after_the_server_comes_back(tmp_path: Path):
-    with live_stack("faults_server", celery=False) as stack:
+    with (
+        faults.private_redis() as redis,
+        live_stack("faults_server", celery=False, redis_url=redis.url) as stack,
+    ):
         cfg = BridgeConfig(
             server_url=stack.base_url,
             token=stack.bridge_token,

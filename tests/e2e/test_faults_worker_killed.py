@@ -3,12 +3,11 @@ exists exactly once and reaches the hub's board once (acks_late redelivery; task
 
 Runs on RabbitMQ (a vhost of its own), where an unacknowledged task goes back to the queue the
 moment its worker's connection dies. On the Redis broker the same redelivery waits for the
-broker's visibility_timeout (one hour by default; config/settings.py has no setting for it yet).
+broker's visibility_timeout (SG_CELERY_VISIBILITY_TIMEOUT_S, one hour by default).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 
@@ -25,18 +24,6 @@ pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.timeout(300)]
 RULE = "threshold:systolic_bp"
 
 
-@pytest.fixture
-def rabbitmq_vhost():
-    vhost = f"sg_e2e_{os.getpid()}"
-    try:
-        for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):  # fmt: skip
-            subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.fail(f"RabbitMQ (rabbitmqctl) is needed for this test: {exc}")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
-
-
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the worker and its pool children at once, as a crash of its machine would."""
     parent = psutil.Process(proc.pid)
@@ -46,7 +33,10 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 
 async def test_worker_killed_mid_evaluation_raises_the_alert_exactly_once(rabbitmq_vhost):
-    with live_stack("faults_worker", broker_url=rabbitmq_vhost) as stack:
+    with (
+        faults.private_redis() as redis,
+        live_stack("faults_worker", broker_url=rabbitmq_vhost, redis_url=redis.url) as stack,
+    ):
         board = faults.Board(stack, faults.session_for(stack, "dr_tianhe"))
         board.start()
         url = stack.env["DATABASE_URL"].replace("postgres://", "postgresql://")

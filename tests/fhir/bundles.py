@@ -122,11 +122,14 @@ def upload(
     eui: str = "0011223344556677",
     start_minute: int = 0,
     systolic: float = 128,
+    day: str = "2026-11-25",
 ) -> dict:
+    """A bridge's transaction: its monitor's Device and `readings` blood pressures, one a minute
+    from 08:00 (+08:00) on `day`; a fixed day keeps identifiers stable across runs."""
     device_url = f"urn:uuid:{uuid.uuid4()}"
     entries = [device_entry(eui, device_url)]
     for i in range(readings):
         minute = start_minute + i
-        when = f"2026-11-25T{8 + minute // 60:02d}:{minute % 60:02d}:00+08:00"
+        when = f"{day}T{8 + minute // 60:02d}:{minute % 60:02d}:00+08:00"
         entries.append(bp_observation(resident_id, when, systolic + i, 82, 97, device_url, eui))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
