@@ -177,13 +177,14 @@ def load_observations(database_url: str, count: int, patients: int = 50) -> None
                 ),
                 (
                     "fhir_searchdate",
-                    '(resource_id, resource_type, param, start, "end")',
+                    '(resource_id, resource_type, param, start, "end", patient_id)',
                     lambda i, pid, at: (
                         first + i,
                         "Observation",
                         "date",
                         at,
                         at + timedelta(seconds=1),
+                        pid,
                     ),
                 ),
             ):

@@ -516,7 +516,7 @@ def _rewrite_patient_refs(node, old: str, new: str):
 
 
 def _move_resources(resource_ids: list[int], old: Patient, new: Patient) -> None:
-    from fhir.models import Resource, SearchReference
+    from fhir.models import Resource, SearchDate, SearchReference
 
     for resource in Resource.objects.filter(pk__in=resource_ids):
         resource.body = _rewrite_patient_refs(
@@ -527,6 +527,7 @@ def _move_resources(resource_ids: list[int], old: Patient, new: Patient) -> None
     SearchReference.objects.filter(
         resource_id__in=resource_ids, target_type="Patient", target_id=str(old.pk)
     ).update(target_id=str(new.pk))
+    SearchDate.objects.filter(resource_id__in=resource_ids).update(patient=new)
 
 
 @transaction.atomic

@@ -166,6 +166,7 @@ def _index_rows(resource: Resource, body: dict) -> tuple[list, dict]:
                                 param=name,
                                 start=span[0],
                                 end=span[1],
+                                patient_id=resource.patient_id,
                             )
                         )
                 elif kind == params.REFERENCE:

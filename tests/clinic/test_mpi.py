@@ -178,6 +178,11 @@ def test_accepting_a_review_merges_and_unmerge_restores(demo, zsy, client):
     assert mpi.find_patient("Z-9") == chen
     found = search.search(admin, "Observation", [("subject", f"Patient/{chen.pk}")])
     assert found.total == 1
+    # The date index carries the patient too: a patient's day finds the moved reading.
+    day = [("patient", f"Patient/{chen.pk}"), ("date", "ge2026-11-25"), ("date", "lt2026-11-26")]
+    assert search.search(admin, "Observation", day).total == 1
+    gone = [("patient", f"Patient/{duplicate.pk}"), ("date", "ge2026-11-25")]
+    assert search.search(admin, "Observation", gone).total == 0
     old = search.read(admin, "Patient", str(duplicate.pk))
     assert old["link"] == [{"other": {"reference": f"Patient/{chen.pk}"}, "type": "replaced-by"}]
     assert old["active"] is False
@@ -192,6 +197,8 @@ def test_accepting_a_review_merges_and_unmerge_restores(demo, zsy, client):
     assert duplicate.merged_into is None and moved.patient == duplicate
     assert moved.body["subject"]["reference"] == f"Patient/{duplicate.pk}"
     assert set(VitalSign.objects.values_list("patient_id", flat=True)) == {duplicate.pk}
+    back = [("patient", f"Patient/{duplicate.pk}"), ("date", "ge2026-11-25")]
+    assert search.search(admin, "Observation", back).total == 1
     assert mpi.find_patient("Z-9") == duplicate
     with pytest.raises(mpi.MpiError):
         mpi.do_unmerge(merge)

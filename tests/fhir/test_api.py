@@ -144,6 +144,15 @@ def test_doctor_searches_observations_by_patient_code_and_date(bridge_client, cl
     assert any(link["relation"] == "next" for link in body["link"])
     assert client.get("/fhir/Observation?date=lt2026-11-25&_summary=count").json()["total"] == 0
     assert client.get("/fhir/Observation?value-quantity=gt130&_summary=count").json()["total"] == 2
+    # A patient's range given as two bounds (readings at 08:00 … 08:04, +08:00).
+    ranged = f"/fhir/Observation?patient=Patient/{chen.pk}&_summary=count&date="
+    for bounds, expected in (
+        ("ge2026-11-25T08:01:00%2B08:00&date=lt2026-11-25T08:03:00%2B08:00", 2),
+        ("gt2026-11-25T08:03:00%2B08:00&date=le2026-11-25T09:00:00%2B08:00", 1),
+        ("ge2026-11-25T09:00:00%2B08:00&date=lt2026-11-26", 0),
+        ("2026-11-25&date=ne2026-11-24", 5),
+    ):
+        assert client.get(ranged + bounds).json()["total"] == expected, bounds
 
 
 def test_doctor_of_another_hub_sees_nothing_and_ids_are_not_an_oracle(bridge_client, client):
