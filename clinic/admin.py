@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from clinic import mpi
+from clinic.admin_audit import AuditedPatientAdmin
 from clinic.models import (
     BreakGlassAccess,
     CarePlan,
@@ -46,7 +47,7 @@ class EnrolmentInline(admin.StackedInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedPatientAdmin):
     list_display = ["name", "sex", "birth_date", "city", "community", "resident_id"]
     list_filter = ["city", "sex", "community"]
     search_fields = ["name", "resident_id", "social_security_no", "phone", "identifiers__value"]
@@ -55,14 +56,14 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(PatientIdentifier)
-class PatientIdentifierAdmin(admin.ModelAdmin):
+class PatientIdentifierAdmin(AuditedPatientAdmin):
     list_display = ["value", "system", "patient", "assigner"]
     list_filter = ["system", "assigner"]
     search_fields = ["value", "patient__name"]
 
 
 @admin.register(Enrolment)
-class EnrolmentAdmin(admin.ModelAdmin):
+class EnrolmentAdmin(AuditedPatientAdmin):
     list_display = ["patient", "start", "end", "hospital"]
     list_filter = ["hospital", "start"]
     search_fields = ["patient__name", "patient__resident_id"]
@@ -75,7 +76,7 @@ class CareThresholdInline(admin.TabularInline):
 
 
 @admin.register(CarePlan)
-class CarePlanAdmin(admin.ModelAdmin):
+class CarePlanAdmin(AuditedPatientAdmin):
     list_display = ["patient", "news2_scale", "updated_at"]
     list_filter = ["news2_scale"]
     search_fields = ["patient__name", "patient__resident_id"]
@@ -83,7 +84,7 @@ class CarePlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(CareThreshold)
-class CareThresholdAdmin(admin.ModelAdmin):
+class CareThresholdAdmin(AuditedPatientAdmin):
     list_display = ["care_plan", "vital", "critical_low", "low", "high", "critical_high"]
     list_filter = ["vital"]
     search_fields = ["care_plan__patient__name"]
@@ -93,7 +94,7 @@ class CareThresholdAdmin(admin.ModelAdmin):
 
 
 @admin.register(MatchReview)
-class MatchReviewAdmin(admin.ModelAdmin):
+class MatchReviewAdmin(AuditedPatientAdmin):
     list_display = ["created_at", "incoming", "candidate", "score", "source", "status"]
     list_filter = ["status", "source"]
     readonly_fields = [
@@ -128,7 +129,7 @@ class MatchReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(PatientMerge)
-class PatientMergeAdmin(admin.ModelAdmin):
+class PatientMergeAdmin(AuditedPatientAdmin):
     list_display = ["created_at", "source", "target", "reason", "undone_at"]
     readonly_fields = ["source", "target", "moved", "reason", "created_by", "undone_at"]
     actions = ["unmerge"]
@@ -143,7 +144,7 @@ class PatientMergeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(AuditedPatientAdmin):
     list_display = ["patient", "status", "valid_from", "valid_to", "recorded_at"]
     list_filter = ["status"]
     search_fields = ["patient__name", "patient__resident_id"]
@@ -151,7 +152,7 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(admin.ModelAdmin):
+class ReferralAdmin(AuditedPatientAdmin):
     list_display = ["patient", "hospital", "status", "created_at"]
     list_filter = ["status", "hospital"]
     search_fields = ["patient__name", "patient__resident_id"]
@@ -159,7 +160,7 @@ class ReferralAdmin(admin.ModelAdmin):
 
 
 @admin.register(BreakGlassAccess)
-class BreakGlassAccessAdmin(admin.ModelAdmin):
+class BreakGlassAccessAdmin(AuditedPatientAdmin):
     list_display = ["created_at", "user", "patient", "expires_at", "reviewed"]
     list_filter = ["reviewed"]
     readonly_fields = ["user", "patient", "reason", "created_at", "expires_at"]

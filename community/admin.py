@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from clinic.admin_audit import AuditedPatientAdmin
 from community.models import (
     Alert,
     AlertEvent,
@@ -59,7 +60,7 @@ class DispatchTaskInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AuditedPatientAdmin):
     list_display = [
         "id",
         "patient",
@@ -80,7 +81,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertTransition)
-class AlertTransitionAdmin(admin.ModelAdmin):
+class AlertTransitionAdmin(AuditedPatientAdmin):
     list_display = ["alert", "from_status", "to_status", "action", "by", "at"]
     list_filter = ["action", "to_status"]
     search_fields = ["alert__patient__name", "note", "by__username"]
@@ -88,7 +89,7 @@ class AlertTransitionAdmin(admin.ModelAdmin):
 
 
 @admin.register(CareMessage)
-class CareMessageAdmin(admin.ModelAdmin):
+class CareMessageAdmin(AuditedPatientAdmin):
     list_display = ["patient", "author", "created_at", "read_at"]
     list_filter = ["read_at"]
     search_fields = ["patient__name", "patient__resident_id", "author__username", "body"]
@@ -98,7 +99,7 @@ class CareMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Snooze)
-class SnoozeAdmin(admin.ModelAdmin):
+class SnoozeAdmin(AuditedPatientAdmin):
     list_display = ["patient", "rule", "hub", "until", "by"]
     list_filter = ["hub", "rule"]
     search_fields = ["patient__name", "rule", "reason"]
@@ -106,7 +107,7 @@ class SnoozeAdmin(admin.ModelAdmin):
 
 
 @admin.register(DispatchTask)
-class DispatchTaskAdmin(admin.ModelAdmin):
+class DispatchTaskAdmin(AuditedPatientAdmin):
     list_display = ["alert", "kind", "assignee", "due_at", "done_at"]
     list_filter = ["kind", "done_at"]
     search_fields = ["alert__patient__name", "assignee__name", "note"]
@@ -122,7 +123,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(admin.ModelAdmin):
+class AlertEventAdmin(AuditedPatientAdmin):
     list_display = ["stream", "seq", "event", "alert", "at"]
     list_filter = ["event", "stream"]
     search_fields = ["stream", "alert__patient__name"]

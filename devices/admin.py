@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from clinic.admin_audit import AuditedPatientAdmin
 from devices.hl7 import outbound
 from devices.models import Bridge, Hl7Message, Monitor, MonitorBinding
 
@@ -41,7 +42,7 @@ class MonitorBindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Hl7Message)
-class Hl7MessageAdmin(admin.ModelAdmin):
+class Hl7MessageAdmin(AuditedPatientAdmin):
     """The HL7 v2 message store: every message in and out, its ACK, and a resend for outbound."""
 
     list_display = [

@@ -68,7 +68,7 @@ def is_partitioned() -> bool:
 
 def existing_partitions() -> list[str]:
     """Names of the partitions attached to the vitals table, oldest first, default last."""
-    if not is_partitioned():
+    if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
         cursor.execute(

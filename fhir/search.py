@@ -81,15 +81,8 @@ def _date_q(field_start: str, field_end: str, raw: str) -> Q:
     }[prefix]
 
 
-def _param_filter(
-    rtype: str, name: str, kind: str, raw: str, patients: list[int] | None = None
-) -> Q:
-    """One parameter value (comma = OR) as a filter on Resource ids.
-
-    A date search for known patients reads the (type, param, patient, start) index and hands
-    the few matching ids to the outer query, instead of testing every one of the patients'
-    resources against the date index.
-    """
+def _param_filter(rtype: str, name: str, kind: str, raw: str) -> Q:
+    """One parameter value (comma = OR) as a filter on Resource ids."""
     ors = Q()
     for value in raw.split(","):
         if kind == params.TOKEN:
@@ -102,9 +95,6 @@ def _param_filter(
             ids = SearchDate.objects.filter(
                 _date_q("start", "end", value), resource_type=rtype, param=name
             )
-            if patients is not None:
-                ors |= Q(pk__in=ids.filter(patient_id__in=patients).values("resource_id"))
-                continue
         elif kind == params.REFERENCE:
             target_type, _, target_id = value.rpartition("/")
             q = Q(target_id=target_id)
@@ -156,30 +146,31 @@ def _resource_query(
         else qs.filter(patient__in=visible)
     )
     ignored = []
-    patients = None
+    patients: set[int] | None = None
     for key, value in query:
-        if key in ("patient", "subject") and _patient_ids(value) is not None:
-            found = set(_patient_ids(value))
-            patients = sorted(found if patients is None else found & set(patients))
+        ids = _patient_ids(value) if key.split(":")[0] in ("patient", "subject") else None
+        if ids is not None:
+            patients = set(ids) if patients is None else patients & set(ids)
     # A patient's date range (date=ge..&date=lt..) is one range on one date value, as clients
-    # mean it: one index range scan over (type, param, patient, start) answers it.
+    # mean it: one scan of the (type, param, patient, start) index answers it, instead of
+    # testing each of the patient's resources against the date index.
     ranges: dict[str, list[str]] = {}
     if patients is not None:
         for key, value in query:
             if known.get(key) == params.DATE and "," not in value:
                 ranges.setdefault(key, []).append(value)
-        for name, values in ranges.items():
-            within = Q()
-            for value in values:
-                within &= _date_q("start", "end", value)
-            dates = SearchDate.objects.filter(
-                within, resource_type=rtype, param=name, patient_id__in=patients
-            )
-            qs = qs.filter(pk__in=dates.values("resource_id"))
+    for name, values in ranges.items():
+        within = Q()
+        for value in values:
+            within &= _date_q("start", "end", value)
+        dates = SearchDate.objects.filter(
+            within, resource_type=rtype, param=name, patient_id__in=patients
+        )
+        qs = qs.filter(pk__in=dates.values("resource_id"))
     for key, value in query:
-        name = key.split(":")[0]
-        if name in ranges:
+        if key in ranges:
             continue
+        name = key.split(":")[0]
         if name in (
             "_count",
             "_offset",
@@ -197,9 +188,9 @@ def _resource_query(
             qs = qs.filter(_date_q("last_updated", "last_updated", value))
         elif name in ("patient", "subject") and _patient_ids(value) is not None:
             # The compartment column answers patient searches without the reference index.
-            qs = qs.filter(patient_id__in=_patient_ids(value))
+            qs = qs.filter(patient_id__in=patients)
         elif name in known:
-            qs = qs.filter(_param_filter(rtype, name, known[name], value, patients))
+            qs = qs.filter(_param_filter(rtype, name, known[name], value))
         elif strict:
             raise BadRequest(f"unknown search parameter {key!r} for {rtype}")
         else:

@@ -15,6 +15,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_POST
 
 from clinic import roles
@@ -56,10 +57,10 @@ def _labels() -> dict[str, str]:
         "disconnected": _("Reconnecting…"),
         "empty": _("No open alerts."),
         "action_failed": _("The action failed"),
-        "low": _("low"),
-        "low-medium": _("low-medium"),
-        "medium": _("medium"),
-        "high": _("high"),
+        "low": pgettext("NEWS2 risk", "low"),
+        "low-medium": pgettext("NEWS2 risk", "low-medium"),
+        "medium": pgettext("NEWS2 risk", "medium"),
+        "high": pgettext("NEWS2 risk", "high"),
         # NEWS2 from home monitors lacks what is only observed at the bedside: say so.
         "news2_partial": _("at least; not measured: %(missing)s"),
         "respiratory_rate": _("respiration"),

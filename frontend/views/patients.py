@@ -41,6 +41,14 @@ def _may_act_for(actor: Actor, patient: Patient) -> bool:
     return actor.role in (roles.COMMUNITY_DOCTOR, roles.ADMIN) and can_write_patient(actor, patient)
 
 
+def _care_team_patient(request, pk: int, purpose: str) -> tuple[Patient, Actor]:
+    """The patient of a care-team action, read (and audited) as a page; 403 for anyone else."""
+    patient, actor = patient_for_page(request, pk, purpose=purpose)
+    if not _may_act_for(actor, patient):
+        raise PermissionDenied
+    return patient, actor
+
+
 def _thresholds(patient) -> dict[str, dict]:
     plan = CarePlan.objects.filter(patient=patient).first()
     if plan is None:
@@ -68,8 +76,8 @@ def _context(request, patient, actor) -> dict:
         "threshold_rows": [
             {"vital": v, "label": label, **thresholds.get(v, {})} for v, label in Vital.choices
         ],
-        "can_edit_plan": _may_act_for(actor, patient),
-        "can_message": _may_act_for(actor, patient),
+        # The care team edits the plan and writes to the patient; others only read.
+        "care_team": _may_act_for(actor, patient),
         "message_form": CareMessageForm(patient=patient),
         "care_messages": list(
             CareMessage.objects.filter(patient=patient).select_related(
@@ -196,9 +204,7 @@ def _number(raw: str) -> float | None:
 @require_POST
 def edit_thresholds(request, pk: int):
     """Doctors adjust the care plan's limits; every change is validated and audited."""
-    patient, actor = patient_for_page(request, pk, purpose="edit care plan")
-    if not _may_act_for(actor, patient):
-        raise PermissionDenied
+    patient, actor = _care_team_patient(request, pk, purpose="edit care plan")
     errors = []
     with transaction.atomic():
         plan, _created = CarePlan.objects.get_or_create(patient=patient)
@@ -244,9 +250,7 @@ def edit_thresholds(request, pk: int):
 @require_POST
 def send_message(request, pk: int):
     """The care team writes to the patient, who reads it on /me/; validated and audited."""
-    patient, actor = patient_for_page(request, pk, purpose="message patient")
-    if not _may_act_for(actor, patient):
-        raise PermissionDenied
+    patient, actor = _care_team_patient(request, pk, purpose="message patient")
     form = CareMessageForm(request.POST, patient=patient)
     if not form.is_valid():
         context = _context(request, patient, actor)

@@ -185,12 +185,10 @@ def live_stack(
                 "worker",
                 "-Q",
                 "ingest,alerts,interfaces",
-                "-P",
-                os.environ.get("SG_E2E_CELERY_POOL", "prefork"),
                 "-c",
                 "2",
                 "-l",
-                os.environ.get("SG_E2E_CELERY_LOG", "info"),
+                "info",  # "ready." is logged at INFO; wait_for_worker reads it
                 "-n",
                 f"e2e{os.getpid()}{name}@%h",
             ]
@@ -203,7 +201,7 @@ def live_stack(
                 "config",
                 "beat",
                 "-l",
-                os.environ.get("SG_E2E_CELERY_LOG", "info"),
+                "info",
                 "-s",
                 str(logs / f"beat-{name}-{os.getpid()}"),
             ]

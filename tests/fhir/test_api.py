@@ -153,6 +153,13 @@ def test_doctor_searches_observations_by_patient_code_and_date(bridge_client, cl
         ("2026-11-25&date=ne2026-11-24", 5),
     ):
         assert client.get(ranged + bounds).json()["total"] == expected, bounds
+    # The same with a typed reference, and malformed bounds are a 400, not a server error.
+    typed = f"/fhir/Observation?patient:Patient={chen.pk}&date=ge2026-11-25&_summary=count"
+    assert client.get(typed).json()["total"] == 5
+    for bad in ("ge2026-13-45", "gefoo", "", "ge2026-11-25&date=lt%00"):
+        r = client.get(f"/fhir/Observation?patient=Patient/{chen.pk}&date={bad}")
+        assert r.status_code == 400, (bad, r.status_code)
+        assert r.json()["resourceType"] == "OperationOutcome"
 
 
 def test_doctor_of_another_hub_sees_nothing_and_ids_are_not_an_oracle(bridge_client, client):
