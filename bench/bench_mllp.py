@@ -3,7 +3,7 @@
 Run: ``python bench/bench_mllp.py [--seconds 5] [--connections 4] [--processes 0]``
 
 Target: >= 1,000 messages/s with ACK. Prints, never asserts. Three runs are printed:
-the full path (pcd01.parse with hl7apy, then ACK), the same with parsing spread over a process
+the full path (pcd01.parse, then ACK), the same with parsing spread over a process
 pool when ``--processes`` is given, and framing + ACK alone, which shows what the listener costs
 without the parser. The senders run in a separate process so they do not share the
 listener's CPU time slice.
@@ -125,7 +125,7 @@ async def main(seconds: float, connections: int, processes: int) -> None:
     print(f"{connections} connections, {seconds:.0f} s per run, loopback")
 
     _report(
-        "parse (hl7apy) + ACK, in the event loop",
+        "parse (pcd01) + ACK, in the event loop",
         *await _measure(ingest.make_handler(_store), seconds, connections),
     )
     if processes:

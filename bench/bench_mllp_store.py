@@ -3,7 +3,7 @@
 Run: ``python bench/bench_mllp_store.py [--db sqlite|postgres] [--seconds 5]
 [--connections 8] [--workers 8] [--processes 0]``
 
-Prints, never asserts: the parse-only rate (hl7apy through `devices.hl7.pcd01`), the store-only
+Prints, never asserts: the parse-only rate (`devices.hl7.pcd01`), the store-only
 rate (mapping + FHIR writes + commit, one thread), and the full path over loopback MLLP
 (`fhir.hl7_ingest.make_handler`), optionally with parsing in a process pool. The senders run in
 a separate process. Rule evaluation is left to the (absent) Celery worker, so the figures are
@@ -167,7 +167,7 @@ def main() -> None:
 
     print(f"database: {connection.vendor}; cpu cores: {os.cpu_count()}")
     print(
-        f"{'parse only (hl7apy via pcd01.parse_bytes), one thread':<52} {1 / per_parse:8.0f} msg/s  ({per_parse * 1e3:.1f} ms each)"
+        f"{'parse only (pcd01.parse_bytes), one thread':<52} {1 / per_parse:8.0f} msg/s  ({per_parse * 1e3:.1f} ms each)"
     )
     print(
         f"{'store only (map + FHIR writes + commit), one thread':<52} {1 / per_store:8.0f} msg/s  ({per_store * 1e3:.1f} ms each)"

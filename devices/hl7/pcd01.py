@@ -1,7 +1,7 @@
 """IHE PCD-01 (ORU^R01 "communicate PCD data") parsed into plain frozen values.
 
-hl7apy does the ER7 segmentation; this module turns its segments into `Oru`/`Obx` values a
-FHIR mapper can use without knowing HL7, and decides, deliberately, what to do with the odd
+`er7.split_segments` does the ER7 segmentation (checked against hl7apy in the tests); this
+module turns the raw segments into `Oru`/`Obx` values a FHIR mapper can use without knowing HL7, and decides, deliberately, what to do with the odd
 messages real devices send. Those decisions, each tested against a reference message:
 
 * OBX-2 empty but OBX-5 filled (Continua glucose context OBXs): accepted. A value with components
@@ -30,10 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from hl7apy.consts import VALIDATION_LEVEL
-from hl7apy.exceptions import UnsupportedVersion
-from hl7apy.parser import parse_message
 
 from devices.hl7 import charset as charsets
 from devices.hl7 import er7, units
@@ -225,7 +221,7 @@ _SUB_ID = re.compile(r"\d+(?:\.\d+)*")
 
 
 def _check_header(header: er7.MessageHeader) -> None:
-    """Reject early what is not ours, before spending time in hl7apy."""
+    """Reject early what is not ours, before reading any segment."""
     if not header.message_type:
         raise UnsupportedMessage(
             REQUIRED_FIELD_MISSING, "MSH-9 (message type) is empty", "MSH", 9, segment_seq=1
@@ -251,6 +247,14 @@ def _check_header(header: er7.MessageHeader) -> None:
         raise UnsupportedMessage(
             UNSUPPORTED_VERSION_ID, "MSH-12 (version) is empty", "MSH", 12, segment_seq=1
         )
+    if header.version not in er7.SUPPORTED_VERSIONS:
+        raise UnsupportedMessage(
+            UNSUPPORTED_VERSION_ID,
+            f"The version {header.version} is not supported",
+            "MSH",
+            12,
+            segment_seq=1,
+        )
     if not header.control_id:
         raise ContentError(
             REQUIRED_FIELD_MISSING, "MSH-10 (control id) is empty", "MSH", 10, segment_seq=1
@@ -272,28 +276,20 @@ class _Segment:
 
 
 def _segments(text: str, d: er7.Delimiters) -> list[_Segment]:
-    """Segment and field texts as hl7apy splits them (raw ER7, still escaped)."""
+    """Segment and field texts (raw ER7, still escaped), numbered per segment id."""
     try:
-        message = parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
-        result: list[_Segment] = []
-        seen: dict[str, int] = {}
-        for segment in message.children:
-            name = str(segment.name)
-            seen[name] = seen.get(name, 0) + 1
-            fields: dict[int, list[str]] = {}
-            for field in segment.children:
-                position = int(str(field.name).rsplit("_", 1)[1])
-                fields.setdefault(position, []).append(field.to_er7())
-            result.append(_Segment(name, seen[name], fields))
-        return result
-    except UnsupportedVersion as exc:
-        raise UnsupportedMessage(
-            UNSUPPORTED_VERSION_ID, str(exc), "MSH", 12, segment_seq=1
-        ) from None
-    except Exception as exc:  # hl7apy raises many types on malformed input; all mean the same.
+        raw_segments = er7.split_segments(text, d)
+    except er7.SegmentError as exc:
         raise ContentError(
             SEGMENT_SEQUENCE_ERROR, f"Message structure could not be parsed: {exc}"
         ) from None
+    result: list[_Segment] = []
+    seen: dict[str, int] = {}
+    for segment in raw_segments:
+        seen[segment.name] = seen.get(segment.name, 0) + 1
+        fields = {n: list(reps) for n, reps in enumerate(segment.fields) if n and any(reps)}
+        result.append(_Segment(segment.name, seen[segment.name], fields))
+    return result
 
 
 def _value(raw: str, d: er7.Delimiters) -> str | None:
