@@ -4,7 +4,7 @@ Run: `python bench/bench_alerts.py [--clients 1000] [--ingest-rate 1000] [--seco
 Starts uvicorn and a Celery worker (not eager) on a fresh PostgreSQL database and Redis, connects
 ``--clients`` WebSocket clients to the Tianhe hub's board as a logged-in doctor, keeps a
 background ingest of normal readings for the other demo patients at ``--ingest-rate``
-readings/s, and every ``--interval`` s uploads one critical blood pressure for 陈美玲. Each upload
+readings/s (each patient's own bridge uploading Bundles of ``--batch`` of that patient's readings), and every ``--interval`` s uploads one critical blood pressure for 陈美玲. Each upload
 updates her open alert; the latency of one sample is (frame received by a client) − (HTTP
 response received by the uploader), over every client. Beside it, the raw Redis
 publish-to-receive latency measured in the same run, on the same machine and loop. Target on a
@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -50,10 +49,12 @@ from devices.models import Bridge
 for hub in DispatchHub.objects.all():  # the bench measures push, not the escalation ladder
     EscalationPolicy.objects.update_or_create(hub=hub, severity="critical", defaults={"enabled": False})
 others = list(Patient.objects.exclude(resident_id="%s").exclude(resident_id=None))
-bridge = Bridge(name="bench background household")
-token = bridge.issue_token()
-bridge.save()
-bridge.patients.set(others)
+for p in others:  # one home bridge per background patient, as in the field
+    bridge = Bridge(name=f"bench household of {p.resident_id}")
+    token = bridge.issue_token()
+    bridge.save()
+    bridge.patients.set([p])
+    print("PATIENT", p.resident_id, token)
 user = get_user_model().objects.get(username="dr_tianhe")
 session = SessionStore()
 session[SESSION_KEY] = str(user.pk)
@@ -61,9 +62,6 @@ session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
 session[HASH_SESSION_KEY] = user.get_session_auth_hash()
 session.create()
 print("SESSION", session.session_key)
-print("TOKEN", token)
-for p in others:
-    print("PATIENT", p.resident_id)
 """
 
 
@@ -94,27 +92,26 @@ def bp_bundle(resident_id: str, when: datetime, systolic: float, eui: str) -> di
     }
 
 
-def batch_bundle(patients: list[str], start: datetime, size: int, eui: str) -> dict:
-    """``size`` normal readings for random background patients, each at its own second."""
+def batch_bundle(resident_id: str, start: datetime, size: int, eui: str) -> dict:
+    """``size`` normal readings of one patient, each at its own second: one bridge's upload."""
     device_url = f"urn:uuid:{uuid.uuid4()}"
     entries = [device_entry(eui, device_url)]
     for i in range(size):
         when = (start + timedelta(seconds=i)).isoformat(timespec="seconds")
-        entries.append(
-            bp_observation(random.choice(patients), when, 118 + i % 10, 78, 92, device_url, eui)
-        )
+        entries.append(bp_observation(resident_id, when, 118 + i % 10, 78, 92, device_url, eui))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 class Run:
-    def __init__(self, args, base_url: str, session: str, bg_token: str, chen_token: str, patients):
+    def __init__(
+        self, args, base_url: str, session: str, chen_token: str, patients: dict[str, str]
+    ):
         self.args = args
         self.base_url = base_url
         self.ws_url = base_url.replace("http://", "ws://") + "/ws/hub/hub-tianhe/"
         self.session = session
-        self.bg_token = bg_token
         self.chen_token = chen_token
-        self.patients = patients
+        self.patients = patients  # resident id → that household's bridge token
         self.accepted: dict[float, float] = {}  # systolic value → time the upload was accepted
         self.arrivals: dict[float, list[float]] = {}
         self.ingested = 0
@@ -135,23 +132,28 @@ class Run:
                     self.arrivals.setdefault(frame["values"][-1], []).append(now)
 
     async def ingest(self) -> None:
-        """Normal readings at the target rate, in bundles of --batch, never awaiting in line."""
+        """Normal readings at the target rate, in bundles of --batch, never awaiting in line.
+
+        Each bundle is one background patient's bridge uploading that patient's readings.
+        """
         per_second = self.args.ingest_rate / self.args.batch
         if per_second <= 0:
             return
         limits = httpx.Limits(max_connections=64)
-        headers = {
-            "Authorization": f"Bearer {self.bg_token}",
-            "Content-Type": "application/fhir+json",
-        }
+        headers = {"Content-Type": "application/fhir+json"}
+        residents = sorted(self.patients)
         inflight = asyncio.Semaphore(64)
         base = datetime(2026, 1, 1, tzinfo=UTC)
         n = 0
         async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as http:
 
-            async def post(body: bytes) -> None:
+            async def post(body: bytes, token: str) -> None:
                 try:
-                    r = await http.post(self.base_url + "/fhir/", content=body)
+                    r = await http.post(
+                        self.base_url + "/fhir/",
+                        content=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
                     if r.status_code == 200:
                         self.ingested += self.args.batch
                     else:
@@ -166,15 +168,16 @@ class Run:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await inflight.acquire()
+                resident = residents[n % len(residents)]
                 body = json.dumps(
                     batch_bundle(
-                        self.patients,
+                        resident,
                         base + timedelta(seconds=n * self.args.batch),
                         self.args.batch,
-                        f"B{n % 4096:04X}00000000000"[:16],
+                        f"B{residents.index(resident):04X}00000000000"[:16],
                     )
                 ).encode()
-                asyncio.get_running_loop().create_task(post(body))
+                asyncio.get_running_loop().create_task(post(body, self.patients[resident]))
                 n += 1
 
     async def samples(self) -> None:
@@ -229,9 +232,9 @@ class Run:
 
 
 async def measure(
-    args, base_url: str, session: str, bg_token: str, chen_token: str, patients
+    args, base_url: str, session: str, chen_token: str, patients: dict[str, str]
 ) -> None:
-    run = Run(args, base_url, session, bg_token, chen_token, patients)
+    run = Run(args, base_url, session, chen_token, patients)
     ready = asyncio.Semaphore(0)
     loop = asyncio.get_running_loop()
     clients = []
@@ -335,8 +338,7 @@ def main() -> None:
     chen_token = manage(env, "create_bridge", "--patient", CHEN).strip().splitlines()[-1]
     setup = manage(env, "shell", "-c", SETUP % CHEN).splitlines()
     session = next(line.split()[1] for line in setup if line.startswith("SESSION "))
-    bg_token = next(line.split()[1] for line in setup if line.startswith("TOKEN "))
-    patients = [line.split()[1] for line in setup if line.startswith("PATIENT ")]
+    patients = dict(line.split()[1:3] for line in setup if line.startswith("PATIENT "))
 
     port = free_port()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the servers
@@ -384,9 +386,7 @@ def main() -> None:
     try:
         wait_for_port(port)
         time.sleep(2)  # let the Celery worker connect before the first task
-        asyncio.run(
-            measure(args, f"http://127.0.0.1:{port}", session, bg_token, chen_token, patients)
-        )
+        asyncio.run(measure(args, f"http://127.0.0.1:{port}", session, chen_token, patients))
     finally:
         for p in procs:
             p.terminate()

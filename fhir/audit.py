@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -40,6 +41,19 @@ def _fields(event: AuditEvent) -> dict:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One access to record: what `record` takes, for `record_many`."""
+
+    action: str
+    channel: str
+    patient_id: int | None = None
+    entity: str = ""
+    purpose: str = ""
+    detail: str = ""
+    outcome: str = "0"
+
+
 def record(
     actor: Actor,
     *,
@@ -56,32 +70,47 @@ def record(
     Without a `purpose` the record carries the basis of the actor's access to the patient
     (clinic.consent.purpose_for: PATRQT, TREAT, HOPERAT, or "BTG: <the written reason>").
     """
-    if not purpose and patient_id:
-        from clinic.consent import purpose_for
+    access = Access(action, channel, patient_id, entity, purpose, detail, outcome)
+    return record_many(actor, [access])[0]
 
-        purpose = purpose_for(actor, patient_id)
+
+def record_many(actor: Actor, accesses: list[Access]) -> list[AuditEvent]:
+    """Append several records in one step: one lock, one look-up of the chain's end, one insert.
+
+    The chain lock is held until the caller's transaction ends, so a transaction that writes
+    for twenty patients (a multi-patient upload, an HL7 feed) takes it once, not twenty times.
+    """
+    from clinic.consent import purpose_for
+
+    events = [
+        AuditEvent(
+            action=a.action,
+            outcome=a.outcome,
+            agent_type=actor.kind,
+            agent_id=actor.id,
+            agent_role=actor.role or "",
+            patient_id=a.patient_id,
+            entity=a.entity[:200],
+            purpose=(a.purpose or (purpose_for(actor, a.patient_id) if a.patient_id else ""))[:200],
+            channel=a.channel,
+            detail=a.detail[:500],
+        )
+        for a in accesses
+    ]
+    if not events:
+        return []
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or ""
-        event = AuditEvent(
-            recorded=timezone.now(),
-            action=action,
-            outcome=outcome,
-            agent_type=actor.kind,
-            agent_id=actor.id,
-            agent_role=actor.role or "",
-            patient_id=patient_id,
-            entity=entity[:200],
-            purpose=purpose[:200],
-            channel=channel,
-            detail=detail[:500],
-            previous_hash=last,
-        )
-        event.hash = _digest(_fields(event), last)
-        event.save()
-    return event
+        now = timezone.now()
+        for event in events:
+            event.recorded = now
+            event.previous_hash = last
+            event.hash = last = _digest(_fields(event), last)
+        AuditEvent.objects.bulk_create(events)
+    return events
 
 
 def verify_chain() -> tuple[int, int | None]:

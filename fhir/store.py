@@ -23,7 +23,7 @@ from django.utils import timezone
 from clinic.access import Actor, can_write_patient
 from clinic.lookup import find_patient
 from clinic.models import Patient
-from fhir import audit, params, vitals
+from fhir import audit, bulk, params, vitals
 from fhir.errors import (
     BadRequest,
     FhirError,
@@ -136,76 +136,77 @@ def _check_write(actor: Actor, resource_type: str, patient: Patient | None) -> N
 # --- index --------------------------------------------------------------------------------------
 
 
-def _index_rows(resource: Resource, body: dict) -> tuple[list, dict]:
-    """The identifier rows and the search-index rows of a resource, unsaved."""
-    rtype = resource.resource_type
+# Column orders of the rows `_index_rows` and `_vital_rows` build (see fhir.bulk).
+RESOURCE_COLUMNS = (
+    "resource_type",
+    "logical_id",
+    "version_id",
+    "last_updated",
+    "deleted",
+    "body",
+    "patient_id",
+)
+IDENTIFIER_COLUMNS = ("resource_id", "resource_type", "system", "value")
+INDEX_COLUMNS = {
+    SearchToken: ("resource_id", "resource_type", "param", "system", "code"),
+    SearchDate: ("resource_id", "resource_type", "param", "start", "end", "patient_id"),
+    SearchReference: ("resource_id", "resource_type", "param", "target_type", "target_id"),
+    SearchQuantity: ("resource_id", "resource_type", "param", "value", "system", "code"),
+    SearchString: ("resource_id", "resource_type", "param", "value"),
+}
+VITAL_COLUMNS = (
+    "patient_id",
+    "observation_id",
+    "vital",
+    "loinc",
+    "mdc",
+    "effective_at",
+    "value",
+    "unit",
+    "data_absent",
+    "device",
+    "source",
+    "status",
+    "flags",
+    "created_at",
+)
+
+
+def _index_rows(resource: Resource, body: dict) -> tuple[list[tuple], dict[type, list[tuple]]]:
+    """The identifier rows and the search-index rows of a saved resource, as column tuples."""
+    rtype, rid = resource.resource_type, resource.pk
     tokens, dates, refs, quantities, strings, identifiers = [], [], [], [], [], set()
     for name, kind, paths in params.STORED_TYPES.get(rtype, []):
         for path in paths:
             for value in params.walk(body, path):
                 if kind == params.TOKEN:
                     for system, code in params.tokens(value):
-                        tokens.append(
-                            SearchToken(
-                                resource=resource,
-                                resource_type=rtype,
-                                param=name,
-                                system=system[:255],
-                                code=code[:255],
-                            )
-                        )
+                        tokens.append((rid, rtype, name, system[:255], code[:255]))
                         if name == "identifier" and system:
                             identifiers.add((system[:255], code[:255]))
                 elif kind == params.DATE:
                     span = params.date_range(value)
                     if span:
-                        dates.append(
-                            SearchDate(
-                                resource=resource,
-                                resource_type=rtype,
-                                param=name,
-                                start=span[0],
-                                end=span[1],
-                                patient_id=resource.patient_id,
-                            )
-                        )
+                        dates.append((rid, rtype, name, span[0], span[1], resource.patient_id))
                 elif kind == params.REFERENCE:
                     target = params.reference_target(value)
                     if target:
-                        refs.append(
-                            SearchReference(
-                                resource=resource,
-                                resource_type=rtype,
-                                param=name,
-                                target_type=target[0],
-                                target_id=target[1],
-                            )
-                        )
+                        refs.append((rid, rtype, name, target[0], target[1]))
                 elif kind == params.QUANTITY:
                     if isinstance(value, dict) and value.get("value") is not None:
                         quantities.append(
-                            SearchQuantity(
-                                resource=resource,
-                                resource_type=rtype,
-                                param=name,
-                                value=float(value["value"]),
-                                system=str(value.get("system") or "")[:255],
-                                code=str(value.get("code") or "")[:64],
+                            (
+                                rid,
+                                rtype,
+                                name,
+                                float(value["value"]),
+                                str(value.get("system") or "")[:255],
+                                str(value.get("code") or "")[:64],
                             )
                         )
                 elif kind == params.STRING and isinstance(value, str):
-                    strings.append(
-                        SearchString(
-                            resource=resource,
-                            resource_type=rtype,
-                            param=name,
-                            value=value.lower()[:255],
-                        )
-                    )
-    identifier_rows = [
-        ResourceIdentifier(resource=resource, resource_type=rtype, system=s, value=v)
-        for s, v in identifiers
-    ]
+                    strings.append((rid, rtype, name, value.lower()[:255]))
+    identifier_rows = [(rid, rtype, s, v) for s, v in identifiers]
     return identifier_rows, {
         SearchToken: tokens,
         SearchDate: dates,
@@ -215,14 +216,15 @@ def _index_rows(resource: Resource, body: dict) -> tuple[list, dict]:
     }
 
 
-def _index(resource: Resource, body: dict) -> None:
-    identifier_rows, index_rows = _index_rows(resource, body)
-    if identifier_rows:
-        # The unique constraint here is what makes replays idempotent.
-        ResourceIdentifier.objects.bulk_create(identifier_rows)
+def _write_index(identifier_rows: list[tuple], index_rows: dict[type, list[tuple]]) -> None:
+    """Identifier rows first: their unique constraint is what makes replays idempotent."""
+    bulk.insert(ResourceIdentifier, IDENTIFIER_COLUMNS, identifier_rows)
     for model, rows in index_rows.items():
-        if rows:
-            model.objects.bulk_create(rows)
+        bulk.insert(model, INDEX_COLUMNS[model], rows)
+
+
+def _index(resource: Resource, body: dict) -> None:
+    _write_index(*_index_rows(resource, body))
 
 
 def _unindex(resource: Resource) -> None:
@@ -233,13 +235,12 @@ def _unindex(resource: Resource) -> None:
 
 
 def _store_vitals(resource: Resource, body: dict, source: str) -> list[int]:
-    rows = _vital_rows(resource, body, source)
-    created = VitalSign.objects.bulk_create(rows) if rows else []
-    return [v.pk for v in created if v.pk is not None]
+    return bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, _vital_rows(resource, body, source))
 
 
-def _vital_rows(resource: Resource, body: dict, source: str) -> list[VitalSign]:
-    """The typed vitals rows of an Observation, unsaved; 422 when units or time are unusable."""
+def _vital_rows(resource: Resource, body: dict, source: str) -> list[tuple]:
+    """The typed vitals rows of a saved Observation (VITAL_COLUMNS); 422 when units or time are
+    unusable."""
     if resource.resource_type != "Observation" or resource.patient_id is None:
         return []
     try:
@@ -257,28 +258,31 @@ def _vital_rows(resource: Resource, body: dict, source: str) -> list[VitalSign]:
         effective_at = vitals.parse_instant(when)
     except ValueError as exc:
         raise Unprocessable(str(exc), expression="Observation.effective") from None
-    device = (body.get("device") or {}).get("reference", "")
+    device = (body.get("device") or {}).get("reference", "")[:255]
     flags = [
         c.get("code")
         for i in body.get("interpretation", [])
         for c in i.get("coding", [])
         if c.get("code")
     ]
+    status = body.get("status", "final")
+    now = _now()
     return [
-        VitalSign(
-            patient_id=resource.patient_id,
-            observation=resource,
-            vital=row.vital,
-            loinc=row.loinc,
-            mdc=row.mdc,
-            effective_at=effective_at,
-            value=row.value,
-            unit=row.unit,
-            data_absent=row.data_absent,
-            device=device[:255],
-            source=source,
-            status=body.get("status", "final"),
-            flags=flags,
+        (
+            resource.patient_id,
+            resource.pk,
+            row.vital,
+            row.loinc,
+            row.mdc,
+            effective_at,
+            row.value,
+            row.unit,
+            row.data_absent,
+            device,
+            source,
+            status,
+            flags,
+            now,
         )
         for row in rows
     ]
@@ -662,6 +666,23 @@ def _channel(source: str) -> str:
     return source if source in ("hl7", "dicom") else "fhir"
 
 
+def _audit_writes(actor: Actor, source: str, written: dict[int | None, list[str]]) -> None:
+    """One audit record per patient whose record a transaction wrote, appended together."""
+    audit.record_many(
+        actor,
+        [
+            audit.Access(
+                action="C",
+                channel=_channel(source),
+                patient_id=patient_id,
+                entity=targets[0],
+                detail=f"transaction wrote {len(targets)} resources",
+            )
+            for patient_id, targets in written.items()
+        ],
+    )
+
+
 def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> dict:
     """All-create transactions (every bridge and HL7 upload) in a handful of statements.
 
@@ -744,52 +765,48 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
     new = [p for p in planned if p.existing is None]
     for p in new:
         _rewrite_refs(p.body, mapping)
-    Resource.objects.bulk_create([p.resource for p in new])
+    ids = bulk.insert_returning_ids(
+        Resource,
+        RESOURCE_COLUMNS,
+        [
+            (p.rtype, p.resource.logical_id, 1, now, False, p.body, p.resource.patient_id)
+            for p in new
+        ],
+    )
+    for p, pk in zip(new, ids, strict=True):
+        p.resource.pk = p.resource.id = pk
+        p.resource._state.adding = False
     identifier_rows, index_rows, vital_rows = [], defaultdict(list), []
     for p in new:
         try:
-            ids, rows = _index_rows(p.resource, p.body)
+            identifiers, rows = _index_rows(p.resource, p.body)
             vital_rows += _vital_rows(p.resource, p.body, source)
         except FhirError as exc:
             exc.diagnostics = f"entry {p.index}: {exc.diagnostics}"
             raise
-        identifier_rows += ids
+        identifier_rows += identifiers
         for model, items in rows.items():
             index_rows[model] += items
     try:
         with transaction.atomic():
-            ResourceIdentifier.objects.bulk_create(identifier_rows)
+            bulk.insert(ResourceIdentifier, IDENTIFIER_COLUMNS, identifier_rows)
     except IntegrityError:
         raise _RaceLost from None
-    ResourceVersion.objects.bulk_create(
-        [
-            ResourceVersion(
-                resource=p.resource, version_id=1, last_updated=now, method="POST", body=p.body
-            )
-            for p in new
-        ]
+    bulk.insert(
+        ResourceVersion,
+        ("resource_id", "version_id", "last_updated", "deleted", "method", "body"),
+        [(p.resource.pk, 1, now, False, "POST", p.body) for p in new],
     )
-    for model, rows in index_rows.items():
-        if rows:
-            model.objects.bulk_create(rows)
-    created_vitals = VitalSign.objects.bulk_create(vital_rows) if vital_rows else []
+    _write_index([], index_rows)
+    vital_ids = bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, vital_rows)
 
     by_patient: dict[int | None, list[str]] = defaultdict(list)
     for p in new:
         by_patient[p.patient.pk if p.patient else None].append(f"{p.rtype}/{p.resource.logical_id}")
-    for patient_id, targets in by_patient.items():
-        audit.record(
-            actor,
-            action="C",
-            channel=_channel(source),
-            patient_id=patient_id,
-            entity=targets[0],
-            detail=f"transaction wrote {len(targets)} resources",
-        )
+    _audit_writes(actor, source, by_patient)
     vitals_by_patient: dict[int, list[int]] = defaultdict(list)
-    for v in created_vitals:
-        if v.pk is not None:
-            vitals_by_patient[v.patient_id].append(v.pk)
+    for row, vital_id in zip(vital_rows, vital_ids, strict=True):
+        vitals_by_patient[row[0]].append(vital_id)
     for patient_id, ids in vitals_by_patient.items():
         _announce(patient_id, ids)
 
@@ -831,15 +848,7 @@ def _entrywise_transaction(actor: Actor, entries: list[dict], source: str) -> di
                     mapping[entry["fullUrl"]] = target
                 if result.created:
                     written[result.resource.patient_id].append(target)
-        for patient_id, targets in written.items():
-            audit.record(
-                actor,
-                action="C",
-                channel=_channel(source),
-                patient_id=patient_id,
-                entity=targets[0],
-                detail=f"transaction wrote {len(targets)} resources",
-            )
+        _audit_writes(actor, source, written)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 

@@ -114,3 +114,33 @@ def test_verify_audit_exits_non_zero_from_the_shell(client, world, tmp_path):
     with pytest.raises(SystemExit) as exc:
         utility.execute()
     assert exc.value.code == 1
+
+
+def test_a_household_upload_for_two_patients_audits_each_in_one_verified_chain(client, world):
+    """One transaction writing two records appends one audit record per patient, chained."""
+    from devices.models import Bridge
+    from fhir.audit import verify_chain
+
+    bridge = Bridge(name="陈李两家")
+    token = bridge.issue_token()
+    bridge.save()
+    bridge.patients.set([world.chen, world.li])
+    upload = bundles.upload(world.chen.resident_id, 2, day="2026-10-01")
+    other = bundles.upload(world.li.resident_id, 3, eui="8899AABBCCDDEEFF", day="2026-10-01")
+    upload["entry"] += other["entry"]
+    before = AuditEvent.objects.order_by("-id").first()
+    response = client.post(
+        "/fhir/", json.dumps(upload), content_type=FHIR, HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 200, response.content[:300]
+    events = list(AuditEvent.objects.filter(id__gt=before.pk if before else 0).order_by("id"))
+    written = {e.patient_id: e.detail for e in events if e.action == "C"}
+    assert written == {
+        None: "transaction wrote 2 resources",  # the two monitors' Device resources
+        world.chen.pk: "transaction wrote 2 resources",
+        world.li.pk: "transaction wrote 3 resources",
+    }
+    assert all(e.agent_id == f"bridge/{bridge.pk}" for e in events if e.action == "C")
+    # Each record carries the hash of the one before it, also inside one append.
+    assert all(b.previous_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert verify_chain()[1] is None
