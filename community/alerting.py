@@ -23,6 +23,16 @@ SILENCE_RULES = ("no_data:", "device_offline", "low_battery")
 ESCALATION_BATCH = 500
 
 
+def lock_patient_for_evaluation(patient_id: int) -> bool:
+    """Take the patient's row lock that serialises evaluations; False if there is no patient.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: uploads check their foreign keys to the patient with FOR
+    KEY SHARE at commit, after taking the audit chain's lock, and an evaluation holding FOR
+    UPDATE while it waits for that same audit lock deadlocked with them under load.
+    """
+    return Patient.objects.select_for_update(no_key=True).filter(pk=patient_id).exists()
+
+
 def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluation:
     """Evaluate one patient's new readings and apply the result, all in one transaction.
 
@@ -30,7 +40,7 @@ def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluat
     turns: the second sees the alert the first opened, and persistence and hysteresis hold.
     """
     with transaction.atomic():
-        if not Patient.objects.select_for_update().filter(pk=patient_id).exists():
+        if not lock_patient_for_evaluation(patient_id):
             return Evaluation()
         open_rules = set(
             Alert.objects.filter(patient_id=patient_id, status__in=OPEN).values_list(

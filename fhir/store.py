@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from clinic.access import Actor, can_write_patient
@@ -667,7 +667,14 @@ def _channel(source: str) -> str:
 
 
 def _audit_writes(actor: Actor, source: str, written: dict[int | None, list[str]]) -> None:
-    """One audit record per patient whose record a transaction wrote, appended together."""
+    """One audit record per patient whose record a transaction wrote, appended together.
+
+    The audit chain's lock is held until commit and every writer takes it, so it is taken last:
+    the deferred foreign-key checks (FOR KEY SHARE on the patient and resource rows) run first,
+    and a writer never waits for a row lock while holding the chain.
+    """
+    if connection.vendor == "postgresql":
+        connection.check_constraints()
     audit.record_many(
         actor,
         [
