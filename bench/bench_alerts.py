@@ -158,6 +158,10 @@ class Run:
                         self.ingested += self.args.batch
                     else:
                         self.ingest_errors += 1
+                except (httpx.HTTPError, RuntimeError):
+                    # Uploads cut by the end of the run are not the server's errors.
+                    if not self.stop.is_set():
+                        self.ingest_errors += 1
                 finally:
                     inflight.release()
 
