@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Window
 
 from clinic import roles
 from clinic.access import Actor, readable_patients
@@ -297,13 +297,22 @@ def search(
     if rtype not in params.STORED_TYPES:
         raise NotFound(f"resource type {rtype!r} is not supported")
     qs, ignored = _resource_query(actor, rtype, query, strict)
-    qs = _sort(qs, rtype, values.get("_sort", ""))
-    total = qs.count()
-    page = list(qs[offset : offset + count]) if count else []
+    page, total = _page_and_total(_sort(qs, rtype, values.get("_sort", "")), offset, count)
     bodies = [r.body for r in page]
     _audit_reads(actor, bodies, [r.patient_id for r in page], f"{rtype}?{_querystring(query)}")
     included = _include(actor, page, [v for k, v in query if k == "_include"])
     return SearchResult(bodies, total, offset, count, included, ignored)
+
+
+def _page_and_total(qs: QuerySet, offset: int, count: int) -> tuple[list[Resource], int]:
+    """The page and the total in one query (COUNT(*) OVER ()), which reads the same matching
+    rows the sorted page needs anyway; a separate COUNT only for a page past the end."""
+    if not count:
+        return [], qs.count()
+    page = list(qs.annotate(_search_total=Window(Count("pk")))[offset : offset + count])
+    if page:
+        return page, page[0]._search_total
+    return [], (qs.count() if offset else 0)
 
 
 def _querystring(query: list[tuple[str, str]]) -> str:

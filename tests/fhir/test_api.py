@@ -129,6 +129,25 @@ def test_deeply_nested_resource_is_refused(client, demo):
     assert response.status_code in (400, 403)
 
 
+def test_every_page_carries_the_total_including_pages_past_the_end(bridge_client, client):
+    """The total comes with the page (one query) and stays exact on every page."""
+    post(bridge_client, "/fhir/", bundles.upload(CHEN, 5))
+    chen = Patient.objects.get(resident_id=CHEN)
+    client.defaults.pop("HTTP_AUTHORIZATION", None)
+    client.login(username="dr_tianhe", password="sgdemo2026")
+    base = f"/fhir/Observation?patient=Patient/{chen.pk}&code=http://loinc.org|85354-9"
+    seen = []
+    for offset, expected in ((0, 2), (2, 2), (4, 1), (5, 0), (50, 0)):
+        body = client.get(f"{base}&_count=2&_offset={offset}").json()
+        assert body["total"] == 5, offset
+        matches = [e for e in body.get("entry", []) if e["search"]["mode"] == "match"]
+        assert len(matches) == expected, offset
+        seen += [e["resource"]["id"] for e in matches]
+    assert len(set(seen)) == 5
+    assert client.get(f"{base}&_count=0").json()["total"] == 5
+    assert client.get(f"{base}&date=lt2000-01-01").json()["total"] == 0
+
+
 def test_doctor_searches_observations_by_patient_code_and_date(bridge_client, client):
     post(bridge_client, "/fhir/", bundles.upload(CHEN, 5))
     chen = Patient.objects.get(resident_id=CHEN)
