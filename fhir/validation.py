@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from fhir.errors import BadRequest
 
 MAX_DEPTH = 24
+# FHIR strings may hold no control character but tab, CR and LF (R4B datatypes, "string");
+# fhir.resources lets them through, and PostgreSQL's jsonb refuses \u0000 with a 500.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @lru_cache(maxsize=64)
@@ -35,6 +39,22 @@ def depth(node, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+def forbidden_character(node) -> str | None:
+    """The first string (key or value) holding a control character FHIR forbids, or None."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _FORBIDDEN.search(item):
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def validate_resource(body, expected_type: str | None = None) -> dict:
     """Check the JSON is a valid R4B resource of the expected type; return it unchanged."""
     if not isinstance(body, dict):
@@ -49,6 +69,13 @@ def validate_resource(body, expected_type: str | None = None) -> dict:
         )
     if depth(body) > MAX_DEPTH:
         raise BadRequest(f"the resource is nested deeper than {MAX_DEPTH} levels")
+    bad = forbidden_character(body)
+    if bad is not None:
+        char = _FORBIDDEN.search(bad).group()
+        raise BadRequest(
+            f"control character U+{ord(char):04X} is not allowed in FHIR strings "
+            f"(found in {bad[:40]!r})"
+        )
     model = _model(resource_type)
     if model is None:
         raise BadRequest(f"unknown resourceType {resource_type!r}", expression="resourceType")

@@ -95,3 +95,31 @@ def test_any_body_gets_an_operation_outcome_or_a_transaction_response(
     bridge_client, body: bytes, content_type: str
 ) -> None:
     check_reply(bridge_client.post("/fhir/", data=body, content_type=content_type))
+
+
+@fuzz_settings(100)
+@given(text=st.text(min_size=1, max_size=60))
+def test_any_note_text_reads_back_unchanged_or_is_refused_with_400(
+    bridge_client, text: str
+) -> None:
+    """Whatever characters a note holds, the reading is stored exactly or refused in FHIR terms
+    (control characters FHIR forbids, text fhir.resources rejects): never a 500."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    upload = bundles.upload(CHEN, 1, start_minute=len(text) % 600, day="2026-08-08")
+    observation = upload["entry"][1]["resource"]
+    observation["identifier"][0]["value"] += f"-{abs(hash(text))}"
+    observation["note"] = [{"text": text}]
+    response = bridge_client.post(
+        "/fhir/", data=json.dumps(upload), content_type="application/fhir+json"
+    )
+    check_reply(response)
+    if response.status_code >= 400:
+        assert response.status_code == 400
+        return
+    location = response.json()["entry"][1]["response"]["location"].split("/_history")[0]
+    doctor = Client()
+    doctor.force_login(get_user_model().objects.get(username="dr_tianhe"))
+    stored = doctor.get(f"/fhir/{location}").json()
+    assert stored["note"] == [{"text": text}]
