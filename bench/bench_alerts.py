@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -300,8 +299,8 @@ def main() -> None:
         "--layer",
         choices=["core", "pubsub"],
         default="core",
-        help="channels_redis backend: the product's RedisChannelLayer, or RedisPubSubChannelLayer "
-        "(one publish per group, fanned out in each server process) for comparison",
+        help="SG_CHANNEL_LAYER: channels_redis' RedisChannelLayer (the default) or "
+        "RedisPubSubChannelLayer (one publish per group, fanned out in each server process)",
     )
     parser.add_argument("--database", default="bench_alerts")
     parser.add_argument(
@@ -324,18 +323,7 @@ def main() -> None:
     env["CHANNEL_REDIS_HOSTS"] = args.redis_url + "?socket_timeout=30&max_connections=5000"
     env["SG_CHANNEL_PREFIX"] = f"bench{os.getpid()}"
     env.pop("CELERY_BROKER_URL", None)
-    if args.layer == "pubsub":
-        # A settings module of the bench's own, in a temporary directory: the product's
-        # settings with only the channel layer swapped.
-        overlay = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-        (overlay / "bench_alerts_settings.py").write_text(
-            "from config.settings import *  # noqa: F403\n"
-            "CHANNEL_LAYERS = {'default': {'BACKEND': 'channels_redis.pubsub.RedisPubSubChannelLayer',"
-            f" 'CONFIG': {{'hosts': [{env['CHANNEL_REDIS_HOSTS']!r}],"
-            f" 'prefix': {env['SG_CHANNEL_PREFIX']!r}}}}}}}\n"
-        )
-        env["PYTHONPATH"] = f"{overlay}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        env["DJANGO_SETTINGS_MODULE"] = "bench_alerts_settings"
+    env["SG_CHANNEL_LAYER"] = args.layer
     print(f"channel layer: {args.layer}; preparing the database (migrate, seed)...")
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "seed_demo")

@@ -2,7 +2,7 @@
 raw PostgreSQL and Redis baselines it measures in the same run.
 
 Run: `python bench/run_all.py [--quick] [--only NAME ...]`. The default run takes about
-15 minutes on a 2-core machine; `--quick` about 4. A benchmark that fails or overruns its
+20 minutes on a 2-core machine; `--quick` about 4. A benchmark that fails or overruns its
 bound is reported and the next one runs; the exit status is 1 if any failed.
 """
 
@@ -41,6 +41,12 @@ BENCHMARKS: list[tuple[str, list[str], list[str], int]] = [
         "bench_alerts",
         ["--seconds", "20", "--ingest-rate", "100"],
         ["--seconds", "10", "--clients", "200", "--ingest-rate", "100"],
+        300,
+    ),  # fmt: skip
+    (
+        "bench_alerts",
+        ["--seconds", "20", "--ingest-rate", "100", "--layer", "pubsub"],
+        ["--seconds", "10", "--clients", "200", "--ingest-rate", "100", "--layer", "pubsub"],
         300,
     ),  # fmt: skip
     ("bench_board", ["--rounds", "20"], ["--rounds", "5"], 300),

@@ -9,6 +9,7 @@ Celery broker. See the settings table in README.md.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -116,25 +117,40 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and Celery: in-memory/eager embedded, Redis when REDIS_URL is set ---------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# "core": channels_redis' RedisChannelLayer, one message per socket of a group (capacity and
+# expiry per channel). "pubsub": RedisPubSubChannelLayer, one PUBLISH per group fanned out in
+# each server process; it halved alert push latency to a 1,000-socket board (docs/scaling.md).
+# Both deliver at most once; the boards' sequence numbers and replay cover a lost frame.
+CHANNEL_LAYER_KIND = env.str("SG_CHANNEL_LAYER", default="core")
+if CHANNEL_LAYER_KIND not in ("core", "pubsub"):
+    raise ImproperlyConfigured(
+        f"SG_CHANNEL_LAYER must be core or pubsub, not {CHANNEL_LAYER_KIND!r}"
+    )
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py reads with a 5 s timeout by default, the same as channels_redis'
-                # blocking pop, which can kill an idle consumer (django/channels_redis#422):
-                # a longer read timeout on every host keeps idle sockets alive.
-                "hosts": [
-                    host
-                    if "socket_timeout=" in host
-                    else f"{host}{'&' if '?' in host else '?'}socket_timeout=30&max_connections=4000"
-                    for host in env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL])
-                ],
-                "capacity": 1500,
-                "prefix": env.str("SG_CHANNEL_PREFIX", default="asgi"),
-            },
+    # redis-py reads with a 5 s timeout by default, the same as channels_redis' blocking pop,
+    # which can kill an idle consumer (django/channels_redis#422): a longer read timeout on every
+    # host keeps idle sockets alive.
+    _channel_hosts = [
+        host
+        if "socket_timeout=" in host
+        else f"{host}{'&' if '?' in host else '?'}socket_timeout=30&max_connections=4000"
+        for host in env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL])
+    ]
+    _channel_prefix = env.str("SG_CHANNEL_PREFIX", default="asgi")
+    if CHANNEL_LAYER_KIND == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": _channel_hosts, "prefix": _channel_prefix},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": _channel_hosts, "capacity": 1500, "prefix": _channel_prefix},
+            }
+        }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -71,6 +71,15 @@ def test_service_urls_switch_to_postgresql_redis_and_a_real_broker():
     }
 
 
+def test_sg_channel_layer_picks_the_pubsub_layer_and_refuses_anything_else():
+    redis = {"REDIS_URL": "redis://cache.example:6379/0"}
+    s = _settings_in_subprocess({**redis, "SG_CHANNEL_LAYER": "pubsub"})
+    assert s["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _settings_in_subprocess({**redis, "SG_CHANNEL_LAYER": "rabbit"})
+    assert "SG_CHANNEL_LAYER must be core or pubsub, not 'rabbit'" in failed.value.stderr
+
+
 @pytest.mark.parametrize("which", ["DATABASE_URL", "REDIS_URL"])
 def test_ci_fails_naming_the_missing_service(which):
     env = dict(

@@ -1,4 +1,4 @@
-"""Channel layers for the socket tests: the in-memory one and channels_redis on REDIS_URL."""
+"""Channel layers for the socket tests: the in-memory one and both channels_redis layers."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 READ_TIMEOUT = "socket_timeout=30"
 
 
-def redis_layers() -> dict:
+def redis_layers(kind: str = "core") -> dict:
+    """channels_redis on REDIS_URL: the core layer, or the pub/sub one (SG_CHANNEL_LAYER)."""
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": f"channels_redis.{kind}.{'RedisPubSubChannelLayer' if kind == 'pubsub' else 'RedisChannelLayer'}",
             "CONFIG": {
                 "hosts": [f"{url}{'&' if '?' in url else '?'}{READ_TIMEOUT}"],
                 # a prefix per test: parallel runs and leftovers never cross
@@ -30,10 +31,20 @@ def redis_layers() -> dict:
     }
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.services),
+        pytest.param("redis-pubsub", marks=pytest.mark.services),
+    ]
+)
 def layer(request, settings) -> str:
     """Run a socket test once on each channel layer the product supports."""
-    settings.CHANNEL_LAYERS = MEMORY if request.param == "memory" else redis_layers()
+    settings.CHANNEL_LAYERS = {
+        "memory": MEMORY,
+        "redis": redis_layers("core"),
+        "redis-pubsub": redis_layers("pubsub"),
+    }[request.param]
     return request.param
 
 
