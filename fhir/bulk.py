@@ -56,7 +56,11 @@ def insert_returning_ids(
         return []
     if connection.vendor != "postgresql":
         objs = [model(**dict(zip(columns, row, strict=True))) for row in rows]
-        model.objects.bulk_create(objs)
+        if connection.features.can_return_rows_from_bulk_insert:
+            model.objects.bulk_create(objs)
+        else:  # SQLite before 3.35 has no RETURNING: the ids are needed for the foreign keys
+            for obj in objs:
+                obj.save(force_insert=True)
         return [obj.pk for obj in objs]
     ids = allocate_ids(model, len(rows))
     insert(model, ["id", *columns], [(pk, *row) for pk, row in zip(ids, rows, strict=True)])
