@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Window
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 
 from clinic import roles
 from clinic.access import Actor, readable_patients
@@ -297,36 +298,37 @@ def search(
     if rtype not in params.STORED_TYPES:
         raise NotFound(f"resource type {rtype!r} is not supported")
     qs, ignored = _resource_query(actor, rtype, query, strict)
-    page, total = _page_and_total(_sort(qs, rtype, values.get("_sort", "")), offset, count)
+    by_date = any(key.partition(":")[0] == "date" for key, _ in query)
+    qs = _sort(qs, rtype, values.get("_sort", ""), by_date=by_date)
+    total = qs.count()
+    page = list(qs[offset : offset + count]) if count else []
     bodies = [r.body for r in page]
     _audit_reads(actor, bodies, [r.patient_id for r in page], f"{rtype}?{_querystring(query)}")
     included = _include(actor, page, [v for k, v in query if k == "_include"])
     return SearchResult(bodies, total, offset, count, included, ignored)
 
 
-def _page_and_total(qs: QuerySet, offset: int, count: int) -> tuple[list[Resource], int]:
-    """The page and the total in one query (COUNT(*) OVER ()), which reads the same matching
-    rows the sorted page needs anyway; a separate COUNT only for a page past the end."""
-    if not count:
-        return [], qs.count()
-    page = list(qs.annotate(_search_total=Window(Count("pk")))[offset : offset + count])
-    if page:
-        return page, page[0]._search_total
-    return [], (qs.count() if offset else 0)
-
-
 def _querystring(query: list[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in query)
 
 
-def _sort(qs: QuerySet, rtype: str, sort: str) -> QuerySet:
+# The same order as last_updated, through an expression PostgreSQL cannot answer from an index.
+# With ORDER BY last_updated LIMIT n, a date search of a patient with a long history walked the
+# (type, patient, last_updated) index backwards testing every row against the date (138 ms for
+# one old day of a patient with 36,000 observations); sorting the few rows the date index finds
+# takes 4 ms. Without a date filter the index walk is the fast plan, so it stays.
+_LAST_UPDATED_UNINDEXED = Coalesce("last_updated", "last_updated")
+
+
+def _sort(qs: QuerySet, rtype: str, sort: str, *, by_date: bool = False) -> QuerySet:
+    last_updated = _LAST_UPDATED_UNINDEXED if by_date else F("last_updated")
     if not sort:
-        return qs.order_by("-last_updated", "-pk")
+        return qs.order_by(last_updated.desc(), "-pk")
     orders = []
     for key in sort.split(","):
         desc, name = key.startswith("-"), key.lstrip("-")
         if name == "_lastUpdated":
-            orders.append(("-" if desc else "") + "last_updated")
+            orders.append(last_updated.desc() if desc else last_updated.asc())
         elif name == "date" and rtype in params.STORED_TYPES:
             from django.db.models import Max, Min
 
