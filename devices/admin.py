@@ -36,7 +36,7 @@ class MonitorAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonitorBinding)
-class MonitorBindingAdmin(admin.ModelAdmin):
+class MonitorBindingAdmin(AuditedPatientAdmin):
     list_display = ["monitor", "user_id", "patient", "valid_from", "valid_to"]
     search_fields = ["monitor__identifier", "patient__name"]
 

@@ -78,10 +78,11 @@ def throttle(actor: Actor) -> None:
     try:
         if cache.add(key, 1, window + 1):
             return
-        used = cache.incr(key)
-    except ValueError:
-        cache.add(key, 1, window + 1)
-        return
+        try:
+            used = cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr
+            cache.add(key, 1, window + 1)
+            return
     except Exception:  # the cache (Redis) is down: readings matter more than the rate limit
         logger.warning("rate-limit cache unavailable; letting %s through", actor.id, exc_info=True)
         return

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinic.access import Actor, can_write_patient
@@ -216,15 +216,16 @@ def _index_rows(resource: Resource, body: dict) -> tuple[list[tuple], dict[type,
     }
 
 
-def _write_index(identifier_rows: list[tuple], index_rows: dict[type, list[tuple]]) -> None:
-    """Identifier rows first: their unique constraint is what makes replays idempotent."""
-    bulk.insert(ResourceIdentifier, IDENTIFIER_COLUMNS, identifier_rows)
+def _write_search_rows(index_rows: dict[type, list[tuple]]) -> None:
     for model, rows in index_rows.items():
         bulk.insert(model, INDEX_COLUMNS[model], rows)
 
 
 def _index(resource: Resource, body: dict) -> None:
-    _write_index(*_index_rows(resource, body))
+    identifier_rows, index_rows = _index_rows(resource, body)
+    # Identifier rows first: their unique constraint is what makes replays idempotent.
+    bulk.insert(ResourceIdentifier, IDENTIFIER_COLUMNS, identifier_rows)
+    _write_search_rows(index_rows)
 
 
 def _unindex(resource: Resource) -> None:
@@ -667,14 +668,7 @@ def _channel(source: str) -> str:
 
 
 def _audit_writes(actor: Actor, source: str, written: dict[int | None, list[str]]) -> None:
-    """One audit record per patient whose record a transaction wrote, appended together.
-
-    The audit chain's lock is held until commit and every writer takes it, so it is taken last:
-    the deferred foreign-key checks (FOR KEY SHARE on the patient and resource rows) run first,
-    and a writer never waits for a row lock while holding the chain.
-    """
-    if connection.vendor == "postgresql":
-        connection.check_constraints()
+    """One audit record per patient whose record a transaction wrote, appended together."""
     audit.record_many(
         actor,
         [
@@ -804,7 +798,7 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
         ("resource_id", "version_id", "last_updated", "deleted", "method", "body"),
         [(p.resource.pk, 1, now, False, "POST", p.body) for p in new],
     )
-    _write_index([], index_rows)
+    _write_search_rows(index_rows)
     vital_ids = bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, vital_rows)
 
     by_patient: dict[int | None, list[str]] = defaultdict(list)

@@ -23,36 +23,26 @@ def _model(resource_type: str):
         return None
 
 
-def depth(node, limit: int = MAX_DEPTH) -> int:
-    """Nesting depth, stopping early past the limit (deeply nested JSON is refused, not walked)."""
+def check_structure(node, limit: int = MAX_DEPTH) -> None:
+    """One walk over the JSON: refuse nesting past `limit` (stopping there, not walking it all)
+    and strings (keys or values) holding a control character FHIR forbids."""
     stack = [(node, 1)]
-    deepest = 0
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
+        if level > limit:
+            raise BadRequest(f"the resource is nested deeper than {limit} levels")
+        if isinstance(item, str):
+            found = _FORBIDDEN.search(item)
+            if found:
+                raise BadRequest(
+                    f"control character U+{ord(found.group()):04X} is not allowed in FHIR "
+                    f"strings (found in {item[:40]!r})"
+                )
+        elif isinstance(item, dict):
+            stack.extend((k, level) for k in item)
             stack.extend((v, level + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
-    return deepest
-
-
-def forbidden_character(node) -> str | None:
-    """The first string (key or value) holding a control character FHIR forbids, or None."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _FORBIDDEN.search(item):
-                return item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
 
 
 def validate_resource(body, expected_type: str | None = None) -> dict:
@@ -67,15 +57,7 @@ def validate_resource(body, expected_type: str | None = None) -> dict:
             f"resourceType is {resource_type!r}, expected {expected_type!r}",
             expression="resourceType",
         )
-    if depth(body) > MAX_DEPTH:
-        raise BadRequest(f"the resource is nested deeper than {MAX_DEPTH} levels")
-    bad = forbidden_character(body)
-    if bad is not None:
-        char = _FORBIDDEN.search(bad).group()
-        raise BadRequest(
-            f"control character U+{ord(char):04X} is not allowed in FHIR strings "
-            f"(found in {bad[:40]!r})"
-        )
+    check_structure(body)
     model = _model(resource_type)
     if model is None:
         raise BadRequest(f"unknown resourceType {resource_type!r}", expression="resourceType")

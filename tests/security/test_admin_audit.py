@@ -96,3 +96,24 @@ def test_a_stored_hl7_message_is_audited_on_its_patient(client, message):
         message.patient_id,
         f"admin:devices.hl7message/{row.pk}",
     )
+
+
+def test_a_monitor_binding_in_the_admin_is_audited_on_its_patient(client, demo):
+    from devices.models import Bridge, Monitor, MonitorBinding
+
+    chen = Patient.objects.get(resident_id=CHEN)
+    binding = MonitorBinding.objects.filter(patient=chen).first()
+    if binding is None:
+        bridge = Bridge.objects.create(name="陈美玲家")
+        monitor = Monitor.objects.create(
+            identifier="00AABBCCDDEEFF11", kind="blood_pressure", bridge=bridge
+        )
+        binding = MonitorBinding.objects.create(monitor=monitor, patient=chen)
+    response = _admin(client).get(f"/admin/devices/monitorbinding/{binding.pk}/change/")
+    assert response.status_code == 200
+    event = AuditEvent.objects.order_by("-id").first()
+    assert (event.action, event.patient_id, event.entity) == (
+        "R",
+        chen.pk,
+        f"admin:devices.monitorbinding/{binding.pk}",
+    )

@@ -139,3 +139,30 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("failing", ["add", "incr"])
+def test_the_bridge_rate_limit_lets_readings_through_when_the_cache_is_down(
+    monkeypatch, settings, failing
+):
+    """Every cache call that can fail is inside the guard, including the expired-key retry."""
+    from clinic.access import Actor
+    from fhir import auth
+
+    class DownCache:
+        adds = 0
+
+        def add(self, *args, **kwargs):
+            self.adds += 1
+            if failing == "add" or self.adds > 1:
+                raise ConnectionError("redis down")
+            return False
+
+        def incr(self, *args, **kwargs):
+            if failing == "incr":
+                raise ValueError("key expired")  # then the retry's add meets the outage
+            return 1
+
+    settings.FHIR_RATE_LIMITS = {"bridge": "1/60"}
+    monkeypatch.setattr(auth, "cache", DownCache())
+    auth.throttle(Actor(kind="bridge", id="bridge/1"))  # no exception: the reading goes through
