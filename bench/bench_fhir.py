@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
+from bench import ceiling
 from bench.baseline import postgres_rates
 from bench.stack import running_server
 
@@ -122,6 +123,7 @@ async def ingest(base: str, token: str, seconds: float, clients: int, size: int)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
     return {
         "readings_per_s": stored / elapsed,
+        "elapsed_s": elapsed,
         "uploads": len(latencies),
         "errors": errors,
         "upload_p50_ms": q[49],
@@ -246,7 +248,10 @@ def main() -> None:
         f"baseline: PostgreSQL COPY {baseline['pg_copy_rows_per_s']:,.0f} vitals rows/s, batched INSERT {baseline['pg_insert_rows_per_s_batches_of_100']:,.0f} rows/s"
     )
     with running_server("smartgd_bench_fhir", workers=args.workers) as (base, env, token):
+        rows_before = ceiling.store_row_counts(env["DATABASE_URL"])
         result = asyncio.run(ingest(base, token, args.seconds, args.clients, args.batch))
+        stored = result["readings_per_s"] * result["elapsed_s"]
+        rows = ceiling.store_row_counts(env["DATABASE_URL"]) - rows_before
         print(
             f"ingest via /fhir/ transactions: {result['readings_per_s']:,.0f} readings/s "
             f"({result['readings_per_s'] / baseline['pg_copy_rows_per_s']:.1%} of raw COPY), "
@@ -254,6 +259,14 @@ def main() -> None:
             f"{result['errors']} errors; target ≥ 5,000 readings/s: "
             + ("PASS" if result["readings_per_s"] >= 5000 else "BELOW TARGET")
         )
+        if stored:
+            floor = ceiling.floor(
+                bundle(0, 0, args.batch), rows / stored, baseline["pg_copy_rows_per_s"]
+            )
+            print(
+                floor.describe()
+                + f"; target 5,000 readings/s is {'within' if floor.ceiling_per_s >= 5000 else 'above'} it"
+            )
         load_observations(env["DATABASE_URL"], args.observations)
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             ids = [r[0] for r in conn.execute("SELECT id FROM clinic_patient ORDER BY id LIMIT 50")]

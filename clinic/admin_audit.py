@@ -7,6 +7,7 @@ object (R), saving it (U), deleting it (D), and listing a model's rows (R, no si
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import transaction
 
 from clinic.access import actor_for_user
 from fhir import audit
@@ -68,6 +69,27 @@ class AuditedPatientAdmin(admin.ModelAdmin):
                 patient_id = None  # the patient row is gone; the entity still names it
             self._record(request, "D" if deleted else "R", obj, patient_id=patient_id)
         return response
+
+    def delete_queryset(self, request, queryset) -> None:
+        """The list's "delete selected" action: one D record per deleted row, on its patient,
+        in the same transaction as the delete (no delete without its record)."""
+        meta = self.model._meta
+        doomed = [(obj.pk, patient_id_of(obj)) for obj in queryset]
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            audit.record_many(
+                actor_for_user(request.user),
+                [
+                    audit.Access(
+                        "D",
+                        "page",
+                        None if meta.model_name == "patient" else patient_id,
+                        f"admin:{meta.app_label}.{meta.model_name}/{pk}",
+                        detail=f"admin bulk delete of {meta.verbose_name}",
+                    )
+                    for pk, patient_id in doomed
+                ],
+            )
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

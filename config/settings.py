@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.redis_url import with_defaults
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -131,9 +133,7 @@ if REDIS_URL:
     # which can kill an idle consumer (django/channels_redis#422): a longer read timeout on every
     # host keeps idle sockets alive.
     _channel_hosts = [
-        host
-        if "socket_timeout=" in host
-        else f"{host}{'&' if '?' in host else '?'}socket_timeout=30&max_connections=4000"
+        with_defaults(host, socket_timeout=30, max_connections=4000)
         for host in env.list("CHANNEL_REDIS_HOSTS", default=[REDIS_URL])
     ]
     _channel_prefix = env.str("SG_CHANNEL_PREFIX", default="asgi")

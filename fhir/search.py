@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from clinic import roles
@@ -300,12 +301,28 @@ def search(
     qs, ignored = _resource_query(actor, rtype, query, strict)
     by_date = any(key.partition(":")[0] == "date" for key, _ in query)
     qs = _sort(qs, rtype, values.get("_sort", ""), by_date=by_date)
-    total = qs.count()
-    page = list(qs[offset : offset + count]) if count else []
+    page, total = page_and_total(qs, offset, count)
     bodies = [r.body for r in page]
     _audit_reads(actor, bodies, [r.patient_id for r in page], f"{rtype}?{_querystring(query)}")
     included = _include(actor, page, [v for k, v in query if k == "_include"])
     return SearchResult(bodies, total, offset, count, included, ignored)
+
+
+def page_and_total(qs: QuerySet, offset: int, count: int) -> tuple[list, int]:
+    """One page of `qs` and the number of all its matches, in one query.
+
+    The total rides on the page as an uncorrelated scalar subquery, which PostgreSQL and SQLite
+    run once: one round trip and one plan fewer than `count()` beside the page. (COUNT(*) OVER ()
+    was slower: it read every matching body.) An empty page carries no total, so past the end
+    the count is asked for on its own.
+    """
+    if count:
+        matches, params = qs.order_by().values("pk").query.sql_with_params()
+        total_sql = RawSQL(f"SELECT COUNT(*) FROM ({matches}) AS matches", params)
+        page = list(qs.annotate(_total=total_sql)[offset : offset + count])
+        if page:
+            return page, page[0]._total
+    return [], (qs.count() if offset or not count else 0)
 
 
 def _querystring(query: list[tuple[str, str]]) -> str:

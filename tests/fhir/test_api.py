@@ -148,6 +148,29 @@ def test_every_page_carries_the_total_including_pages_past_the_end(bridge_client
     assert client.get(f"{base}&date=lt2000-01-01").json()["total"] == 0
 
 
+@pytest.mark.parametrize("sort, first_minute", [("date", 0), ("-date", 4)])
+def test_sorted_pages_carry_the_total_from_the_same_query(
+    bridge_client, client, sort, first_minute
+):
+    """`_sort=date` groups by the vitals' time; the total riding on the page must still count
+    resources, not groups, and the page costs one query on the resource table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    post(bridge_client, "/fhir/", bundles.upload(CHEN, 5))
+    chen = Patient.objects.get(resident_id=CHEN)
+    client.defaults.pop("HTTP_AUTHORIZATION", None)
+    client.login(username="dr_tianhe", password="sgdemo2026")
+    url = f"/fhir/Observation?patient=Patient/{chen.pk}&code=http://loinc.org|85354-9"
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(f"{url}&_sort={sort}&_count=2").json()
+    assert body["total"] == 5
+    first = body["entry"][0]["resource"]["effectiveDateTime"]
+    assert first == f"2026-11-25T08:{first_minute:02d}:00+08:00"
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "fhir_resource"' in q["sql"]]
+    assert len(reads) == 1, reads
+
+
 def test_doctor_searches_observations_by_patient_code_and_date(bridge_client, client):
     post(bridge_client, "/fhir/", bundles.upload(CHEN, 5))
     chen = Patient.objects.get(resident_id=CHEN)

@@ -117,3 +117,22 @@ def test_a_monitor_binding_in_the_admin_is_audited_on_its_patient(client, demo):
         chen.pk,
         f"admin:devices.monitorbinding/{binding.pk}",
     )
+
+
+def test_the_delete_selected_action_leaves_a_record_per_row_on_its_patient(client, message):
+    """The list's bulk action deletes without passing through the delete page."""
+    doctor = get_user_model().objects.get(username="dr_tianhe")
+    second = CareMessage.objects.create(patient=message.patient, author=doctor, body="按时服药")
+    before = AuditEvent.objects.count()
+    response = _admin(client).post(
+        "/admin/community/caremessage/",
+        {"action": "delete_selected", "_selected_action": [message.pk, second.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not CareMessage.objects.filter(pk__in=[message.pk, second.pk]).exists()
+    deletes = AuditEvent.objects.filter(action="D").order_by("id")
+    assert sorted((e.patient_id, e.entity) for e in deletes) == sorted(
+        (message.patient_id, f"admin:community.caremessage/{pk}") for pk in (message.pk, second.pk)
+    )
+    assert AuditEvent.objects.count() > before + 1
+    assert verify_chain()[1] is None
