@@ -111,6 +111,12 @@ else:
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Parameters bound by the server, not spliced into the SQL text by the client: the same
+    # query text recurs, so psycopg prepares it after a few runs and PostgreSQL stops planning
+    # it again (1-2 ms a query on the partitioned vitals table; docs/scaling.md).
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+        "DATABASE_SERVER_SIDE_BINDING", default=True
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("SG_TEST_DATABASE_NAME", default=""):
     # Lets several test runs share one PostgreSQL server without fighting over test_<name>.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
+from psycopg import sql as psycopg_sql
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +97,14 @@ def create_partition(partition: MonthPartition) -> int:
             [partition.start, partition.end],
         )
         moved = cursor.rowcount
+        # DDL takes no bind parameters (the connection may bind server side): bounds as literals.
+        start, end = (
+            psycopg_sql.Literal(bound).as_string(connection.connection)
+            for bound in (partition.start, partition.end)
+        )
         cursor.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {quote(partition.name)} "
-            "FOR VALUES FROM (%s) TO (%s)",
-            [partition.start, partition.end],
+            f"FOR VALUES FROM ({start}) TO ({end})"
         )
     return moved
 
