@@ -49,6 +49,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], int]] = [
         ["--seconds", "10", "--clients", "200", "--ingest-rate", "100", "--layer", "pubsub"],
         300,
     ),  # fmt: skip
+    ("bench_evaluation", [], ["--history", "100000", "--runs", "20"], 300),
     ("bench_board", ["--rounds", "20"], ["--rounds", "5"], 300),
     ("load", ["--duration", "120", "--alert-duration", "60"], ["--quick"], 600),
 ]

@@ -4,6 +4,7 @@ database, migrations, demo seed, and uvicorn workers (and optionally a Celery wo
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -32,12 +33,16 @@ def fresh_database(name: str) -> str:
 
 
 def env_for(database_url: str, *, eager: bool) -> dict[str, str]:
+    """The production settings (DEBUG off: no per-query debug record), over plain HTTP on
+    loopback (no redirect to HTTPS), with a secret of this run."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
         CELERY_TASK_ALWAYS_EAGER="true" if eager else "false",
-        DJANGO_DEBUG="true",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=f"bench-{secrets.token_urlsafe(32)}",
+        DJANGO_SECURE_SSL_REDIRECT="false",
         SG_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
+from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -302,12 +303,24 @@ def silence_findings(
 # --- loading -----------------------------------------------------------------------------------
 
 
+def within(span: tuple[datetime, datetime] | None) -> dict:
+    """Filter arguments confining a look-up of vitals rows by id to the partitions of ``span``
+    (their earliest and latest effective time); none when the span is not known."""
+    return {"effective_at__range": span} if span else {}
+
+
 def evaluate_new_readings(
-    patient_id: int, vital_ids: Collection[int], *, open_rules: Collection[str]
+    patient_id: int,
+    vital_ids: Collection[int],
+    *,
+    open_rules: Collection[str],
+    span: tuple[datetime, datetime] | None = None,
 ) -> Evaluation:
     """Evaluate the rules the new VitalSign rows ``vital_ids`` of one patient may change."""
     new_vitals = set(
-        VitalSign.objects.filter(pk__in=vital_ids, patient_id=patient_id, value__isnull=False)
+        VitalSign.objects.filter(
+            pk__in=vital_ids, patient_id=patient_id, value__isnull=False, **within(span)
+        )
         .filter(vital__in=VITALS)
         .values_list("vital", flat=True)
     )
@@ -412,25 +425,37 @@ def _active_conditions(patient_id: int, today: date) -> list[str]:
 
 
 def _recent_readings(patient_id: int, vitals: Iterable[str]) -> dict[str, list[Reading]]:
-    """The latest `RECENT_READINGS` of each vital within `RECENT_WINDOW`, oldest first."""
+    """The latest `RECENT_READINGS` of each vital within `RECENT_WINDOW` of the patient's newest
+    reading, oldest first.
+
+    Two queries whatever the history's length: the newest reading (one index probe per month
+    partition), then each vital's latest rows, read newest first from the (patient, vital,
+    time) index and joined with UNION ALL.
+    """
     recent: dict[str, list[Reading]] = {}
     newest = VitalSign.objects.filter(patient_id=patient_id).aggregate(last=Max("effective_at"))
     if newest["last"] is None:
         return recent
     since = newest["last"] - RECENT_WINDOW
-    for vital in sorted(vitals):
-        rows = (
-            VitalSign.objects.filter(
-                patient_id=patient_id, vital=vital, effective_at__gte=since, value__isnull=False
-            )
-            .exclude(status="entered-in-error")
-            .order_by("-effective_at", "-pk")
-            .values_list("pk", "value", "effective_at")[:RECENT_READINGS]
+    per_vital = [
+        VitalSign.objects.filter(
+            patient_id=patient_id, vital=vital, effective_at__gte=since, value__isnull=False
         )
-        readings = [
+        .exclude(status="entered-in-error")
+        .order_by("-effective_at", "-pk")
+        .values_list("vital", "pk", "value", "effective_at")[:RECENT_READINGS]
+        for vital in sorted(vitals)
+    ]
+    if len(per_vital) > 1 and connection.features.supports_slicing_ordering_in_compound:
+        parts = [per_vital[0].union(*per_vital[1:], all=True)]
+    else:  # SQLite takes no LIMIT inside a UNION: one query per vital there
+        parts = per_vital
+    newest_first: dict[str, list[Reading]] = {}
+    for vital, pk, value, at in (row for part in parts for row in part):
+        newest_first.setdefault(vital, []).append(
             Reading(vital=vital, value=value, at=at, reading_id=str(pk))
-            for pk, value, at in reversed(rows)
-        ]
-        if readings:
-            recent[vital] = readings
+        )
+    for vital in sorted(newest_first):
+        # UNION ALL keeps no order across its parts: restore (time, id) order per vital.
+        recent[vital] = sorted(newest_first[vital], key=lambda r: (r.at, int(r.reading_id)))
     return recent

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clinic.evaluation import Evaluation, evaluate_new_readings, evaluate_silence
+from clinic.evaluation import Evaluation, evaluate_new_readings, evaluate_silence, within
 from clinic.models import Patient
 from community.actions import OPEN, do_clear_alert, do_escalate_tier, do_raise_or_update_alert
 from community.models import Alert
@@ -33,11 +33,15 @@ def lock_patient_for_evaluation(patient_id: int) -> bool:
     return Patient.objects.select_for_update(no_key=True).filter(pk=patient_id).exists()
 
 
-def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluation:
+def process_new_readings(
+    patient_id: int, vital_ids: Collection[int], *, span: tuple[datetime, datetime] | None = None
+) -> Evaluation:
     """Evaluate one patient's new readings and apply the result, all in one transaction.
 
     The patient row is locked first, so two workers with readings of the same patient take
     turns: the second sees the alert the first opened, and persistence and hysteresis hold.
+    ``span`` (earliest, latest effective time of the readings), when known, confines the
+    look-ups by id to the month partitions that hold them.
     """
     with transaction.atomic():
         if not lock_patient_for_evaluation(patient_id):
@@ -47,12 +51,14 @@ def process_new_readings(patient_id: int, vital_ids: Collection[int]) -> Evaluat
                 "rule", flat=True
             )
         )
-        evaluation = evaluate_new_readings(patient_id, vital_ids, open_rules=open_rules)
+        evaluation = evaluate_new_readings(patient_id, vital_ids, open_rules=open_rules, span=span)
         for finding in evaluation.findings:
             do_raise_or_update_alert(patient_id, finding, news2=evaluation.news2)
         for rule in evaluation.clears:
             do_clear_alert(patient_id, rule)
-        VitalSign.objects.filter(pk__in=list(vital_ids)).update(evaluated_at=timezone.now())
+        VitalSign.objects.filter(pk__in=list(vital_ids), **within(span)).update(
+            evaluated_at=timezone.now()
+        )
     return evaluation
 
 

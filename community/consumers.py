@@ -39,6 +39,7 @@ from clinic.models import Hospital
 from community import selectors
 from community.access import can_watch_hospital, can_watch_hub
 from community.models import DispatchHub
+from community.streams import encode
 from fhir import audit
 
 CLOSE_FORBIDDEN: Final = 4403
@@ -187,10 +188,13 @@ class AlertStreamConsumer(AsyncJsonWebsocketConsumer):
     # --- live events from the group ---
 
     async def send_frame(self, frame: dict) -> None:
-        if frame["seq"] <= self.last_sent:
+        await self.send_encoded(frame["seq"], encode(frame))
+
+    async def send_encoded(self, seq: int, text: str) -> None:
+        if seq <= self.last_sent:
             return  # already sent (a replay overlapping the live feed)
-        await self.send_json(frame)
-        self.last_sent = frame["seq"]
+        await self.send(text_data=text)
+        self.last_sent = seq
 
     async def forward(self, message: dict) -> None:
         if not self.subscribed:
@@ -201,7 +205,7 @@ class AlertStreamConsumer(AsyncJsonWebsocketConsumer):
             missed = await database_sync_to_async(self.load_gap)(self.last_sent, seq)
             for frame in missed:
                 await self.send_frame(frame)
-        await self.send_frame(message["frame"])
+        await self.send_encoded(seq, message["text"])
 
     # One handler per event type ("alert.created" → alert_created); each forwards the frame.
     alert_created = alert_updated = alert_acknowledged = alert_assigned = forward

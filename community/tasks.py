@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 
 from community import alerting
 
 
 @shared_task(name="community.tasks.evaluate_readings", acks_late=True)
-def evaluate_readings(patient_id: int, vital_ids: list[int]) -> int:
-    """Rules over a patient's newly stored readings → alerts. Returns the number of findings."""
-    return len(alerting.process_new_readings(patient_id, vital_ids).findings)
+def evaluate_readings(patient_id: int, vital_ids: list[int], span: list[str] | None = None) -> int:
+    """Rules over a patient's newly stored readings → alerts. Returns the number of findings.
+
+    ``span``: the ISO times of the earliest and latest of those readings, when the writer knew
+    them (it lets the look-ups skip other months' partitions); tasks without it still work.
+    """
+    bounds = tuple(datetime.fromisoformat(t) for t in span) if span else None
+    return len(alerting.process_new_readings(patient_id, vital_ids, span=bounds).findings)
 
 
 @shared_task(name="community.tasks.evaluate_missed", acks_late=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from django.conf import settings
@@ -170,6 +172,7 @@ VITAL_COLUMNS = (
     "flags",
     "created_at",
 )
+_EFFECTIVE_AT = VITAL_COLUMNS.index("effective_at")
 
 
 def _index_rows(resource: Resource, body: dict) -> tuple[list[tuple], dict[type, list[tuple]]]:
@@ -235,8 +238,11 @@ def _unindex(resource: Resource) -> None:
     VitalSign.objects.filter(observation=resource).delete()
 
 
-def _store_vitals(resource: Resource, body: dict, source: str) -> list[int]:
-    return bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, _vital_rows(resource, body, source))
+def _store_vitals(resource: Resource, body: dict, source: str) -> tuple[list[int], list[datetime]]:
+    """Insert the resource's vitals rows; (their ids, their effective times)."""
+    rows = _vital_rows(resource, body, source)
+    ids = bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, rows)
+    return ids, [row[_EFFECTIVE_AT] for row in rows]
 
 
 def _vital_rows(resource: Resource, body: dict, source: str) -> list[tuple]:
@@ -348,7 +354,7 @@ def create(
                 resource=resource, version_id=1, last_updated=now, method="POST", body=body
             )
             _index(resource, body)
-            vital_ids = _store_vitals(resource, body, source)
+            vital_ids, vital_times = _store_vitals(resource, body, source)
     except IntegrityError:
         # Another write stored the same business identifier first: return that one.
         for system, value in {(s, c) for s, c in _identifiers(body)}:
@@ -365,7 +371,7 @@ def create(
             entity=f"{rtype}/{logical_id}",
         )
     if vital_ids:
-        _announce(patient.pk, vital_ids)
+        _announce(patient.pk, vital_ids, vital_times)
     return WriteResult(resource, True, "201 Created", vital_ids)
 
 
@@ -375,9 +381,14 @@ def _identifiers(body: dict):
             yield value["system"][:255], str(value["value"])[:255]
 
 
-def _announce(patient_id: int, vital_ids: list[int]) -> None:
+def _announce(patient_id: int, vital_ids: list[int], times: Iterable[datetime]) -> None:
+    """Tell the rules (after commit) which rows are new, and the effective times they span."""
+    times = list(times)
+    span = (min(times), max(times))
     transaction.on_commit(
-        lambda: vitals_stored.send(sender=Resource, patient_id=patient_id, vital_ids=vital_ids)
+        lambda: vitals_stored.send(
+            sender=Resource, patient_id=patient_id, vital_ids=vital_ids, span=span
+        )
     )
 
 
@@ -445,7 +456,7 @@ def update(
             from fhir.errors import Conflict
 
             raise Conflict("another resource already has this identifier") from None
-        vital_ids = _store_vitals(resource, body, "fhir")
+        vital_ids, vital_times = _store_vitals(resource, body, "fhir")
         audit.record(
             actor,
             action="U",
@@ -454,7 +465,7 @@ def update(
             entity=f"{resource_type}/{logical_id}",
         )
         if vital_ids:
-            _announce(patient.pk, vital_ids)
+            _announce(patient.pk, vital_ids, vital_times)
     return WriteResult(resource, False, "200 OK", vital_ids)
 
 
@@ -508,6 +519,28 @@ def _rewrite_refs(node, mapping: dict[str, str]):
     elif isinstance(node, list):
         for item in node:
             _rewrite_refs(item, mapping)
+
+
+def _with_refs_rewritten(node, mapping: dict[str, str]):
+    """``node`` with every reference found in ``mapping`` replaced, without changing ``node``:
+    only the dicts and lists on the way to a replaced reference are copied, the rest is shared
+    (a deep copy of every reading cost more than validating it)."""
+    if isinstance(node, dict):
+        copied = None
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in mapping:
+                new = mapping[value]
+            else:
+                new = _with_refs_rewritten(value, mapping)
+            if new is not value:
+                if copied is None:
+                    copied = dict(node)
+                copied[key] = new
+        return node if copied is None else copied
+    if isinstance(node, list):
+        items = [_with_refs_rewritten(item, mapping) for item in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
 
 
 def _refs_in(node) -> set[str]:
@@ -700,7 +733,10 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
             resource = entry.get("resource")
             if not isinstance(resource, dict):
                 raise BadRequest("a POST entry needs a resource")
-            body = copy.deepcopy(validate_resource(resource))
+            # A shallow copy: id and meta are set on it, references are rewritten copy-on-write
+            # (`_with_refs_rewritten`), and the request's own dicts are never changed, so a
+            # Bundle redone entry by entry after a lost race starts from what was sent.
+            body = dict(validate_resource(resource))
             rtype = body["resourceType"]
             if rtype not in params.STORED_TYPES:
                 raise MethodNotAllowed(
@@ -765,7 +801,7 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
 
     new = [p for p in planned if p.existing is None]
     for p in new:
-        _rewrite_refs(p.body, mapping)
+        p.body = p.resource.body = _with_refs_rewritten(p.body, mapping)
     ids = bulk.insert_returning_ids(
         Resource,
         RESOURCE_COLUMNS,
@@ -805,11 +841,11 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
     for p in new:
         by_patient[p.patient.pk if p.patient else None].append(f"{p.rtype}/{p.resource.logical_id}")
     _audit_writes(actor, source, by_patient)
-    vitals_by_patient: dict[int, list[int]] = defaultdict(list)
+    vitals_by_patient: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
     for row, vital_id in zip(vital_rows, vital_ids, strict=True):
-        vitals_by_patient[row[0]].append(vital_id)
-    for patient_id, ids in vitals_by_patient.items():
-        _announce(patient_id, ids)
+        vitals_by_patient[row[0]].append((vital_id, row[_EFFECTIVE_AT]))
+    for patient_id, stored in vitals_by_patient.items():
+        _announce(patient_id, [i for i, _ in stored], [at for _, at in stored])
 
     responses = []
     for p in planned:

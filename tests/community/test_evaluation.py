@@ -185,3 +185,28 @@ def test_loader_reads_recent_vitals_from_the_table(demo):
     [f] = result.findings
     assert f.severity == "warning" and f.values == (140, 142)
     assert evaluate_new_readings(chen.pk, [], open_rules=()).findings == ()
+
+
+@pytest.mark.django_db
+def test_recent_readings_per_vital_newest_kept_oldest_first_in_one_union(demo):
+    """Each vital keeps its latest RECENT_READINGS inside the window of her newest reading, in
+    time order; a vital with nothing in the window is absent, not empty."""
+    from clinic.evaluation import RECENT_READINGS, RECENT_WINDOW, _recent_readings
+
+    chen = patient(CHEN)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store_vitals(chen, "heart_rate", [70], start=now - RECENT_WINDOW - timedelta(hours=1))
+    bp = store_vitals(
+        chen,
+        "systolic_bp",
+        range(100, 160),
+        start=now - timedelta(hours=2),
+        every=timedelta(minutes=1),
+    )
+    spo2 = store_vitals(chen, "spo2", [97, 95, 93], start=now - timedelta(minutes=30))
+    recent = _recent_readings(chen.pk, {"systolic_bp", "spo2", "heart_rate"})
+    assert list(recent) == ["spo2", "systolic_bp"]
+    assert [r.reading_id for r in recent["spo2"]] == [str(i) for i in spo2]
+    assert len(recent["systolic_bp"]) == RECENT_READINGS
+    assert [r.value for r in recent["systolic_bp"]] == list(range(160 - RECENT_READINGS, 160))
+    assert [r.reading_id for r in recent["systolic_bp"]] == [str(i) for i in bp[-RECENT_READINGS:]]

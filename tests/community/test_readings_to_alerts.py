@@ -4,16 +4,20 @@ reaching the Tianhe hub's socket (eager Celery, after commit)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 from django.utils import timezone
 
+from clinic.access import actor_for_interface
 from community.models import Alert, AlertTransition
 from community.tasks import evaluate_readings
 from devices.models import Bridge
+from fhir.models import VitalSign
+from fhir.signals import vitals_stored
+from fhir.store import process_bundle
 from tests.community.helpers import CHEN, connect_and_subscribe, patient, store_vitals, user
 from tests.fhir import bundles
 
@@ -133,3 +137,47 @@ def test_a_home_news2_alert_says_what_was_not_measured(demo):
     assert {"consciousness", "air_or_oxygen", "temperature"} <= set(alert.news2_missing)
     news2 = alert_payload(alert)["news2"]
     assert news2["complete"] is False and "consciousness" in news2["missing"]
+
+
+@pytest.mark.django_db
+def test_an_upload_announces_the_span_of_its_readings(demo, django_capture_on_commit_callbacks):
+    """The writer tells the rules when its readings were taken, so the look-ups by id stay in
+    the month partitions that hold them; the task (eager here) evaluates with it."""
+    heard = []
+
+    def listen(sender, **kwargs):
+        heard.append(kwargs)
+
+    vitals_stored.connect(listen)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            process_bundle(actor_for_interface("test"), bundles.upload(CHEN, 3, systolic=185))
+    finally:
+        vitals_stored.disconnect(listen)
+    [kwargs] = heard
+    times = sorted(
+        VitalSign.objects.filter(pk__in=kwargs["vital_ids"]).values_list("effective_at", flat=True)
+    )
+    assert len(times) == 9  # three panels of systolic, diastolic and mean
+    assert kwargs["span"] == (times[0], times[-1])
+    assert (times[0], times[-1]) == (
+        datetime.fromisoformat("2026-11-25T08:00:00+08:00"),
+        datetime.fromisoformat("2026-11-25T08:02:00+08:00"),
+    )
+    assert open_bp_alert().severity == "critical"
+
+
+@pytest.mark.django_db
+def test_a_span_that_misses_the_readings_finds_nothing_to_evaluate(demo):
+    """The span confines the look-ups: it must come from the rows themselves (as the writer
+    sends it), never from a guess. One that misses them evaluates nothing and marks nothing."""
+    ids = systolic([185], 30)
+    far = timezone.now() - timedelta(days=400)
+    evaluate_readings.delay(
+        patient(CHEN).pk, ids, span=[far.isoformat(), (far + timedelta(hours=1)).isoformat()]
+    ).get()
+    assert open_bp_alert() is None
+    assert VitalSign.objects.get(pk=ids[0]).evaluated_at is None
+    evaluate_readings.delay(patient(CHEN).pk, ids).get()  # the sweep's way: no span
+    assert open_bp_alert().severity == "critical"
+    assert VitalSign.objects.get(pk=ids[0]).evaluated_at is not None
