@@ -333,3 +333,30 @@ async def test_idle_socket_outlives_the_redis_read_timeout_with_the_product_sett
     await raise_alert()
     assert (await communicator.receive_json_from(timeout=10))["event"] == "alert.created"
     await communicator.disconnect()
+
+
+async def test_a_live_frame_goes_out_without_a_thread_hand_off(demo, layer, monkeypatch):
+    """A board's fan-out stays on the event loop: channels' dispatch hopped to the one sync
+    thread before every message, which queued a thousand sockets behind each other."""
+    from asgiref import sync
+
+    dr = await get_user("dr_tianhe")
+    board = await connect_and_subscribe(HUB, dr)
+    hand_offs = 0
+    real_call = sync.SyncToAsync.__call__
+
+    async def counting_call(self, *args, **kwargs):
+        nonlocal hand_offs
+        if getattr(self.func, "__name__", "") != "raise_alert":  # the test's own write
+            hand_offs += 1
+        return await real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counting_call)
+    await raise_alert()
+    frame = await board.receive_json_from(timeout=10)
+    assert frame["event"] == "alert.created" and frame["seq"] == 1
+    assert hand_offs == 0
+    monkeypatch.undo()
+    await board.send_json_to({"type": "ping"})  # and the socket still takes client frames
+    assert await board.receive_json_from(timeout=10) == {"type": "pong"}
+    await board.disconnect()
