@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -32,7 +31,17 @@ import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.stack import env_for, free_port, fresh_database, manage, wait_for_port  # noqa: E402
+from bench.stack import (  # noqa: E402
+    celery_command,
+    env_for,
+    free_port,
+    fresh_database,
+    manage,
+    start,
+    stop,
+    uvicorn_command,
+    wait_for_port,
+)
 from tests.fhir.bundles import bp_observation, device_entry  # noqa: E402
 
 CHEN = "440106195803120021"
@@ -357,58 +366,15 @@ def main() -> None:
     port = free_port()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the servers
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.web_workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "ingest,alerts,interfaces",
-                "-c",
-                str(args.celery_concurrency),
-                "-l",
-                "warning",
-                "-n",
-                f"bench{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-        ),
+        start(uvicorn_command(port, args.web_workers), env),
+        start(celery_command(args.celery_concurrency, name=f"bench{os.getpid()}@%h"), env),
     ]
     try:
         wait_for_port(port)
         time.sleep(2)  # let the Celery worker connect before the first task
         asyncio.run(measure(args, f"http://127.0.0.1:{port}", session, chen_token, patients))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
 
 
 if __name__ == "__main__":

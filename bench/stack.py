@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -72,6 +73,58 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """The Procfile's web line on a port of the benchmark's own."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def celery_command(concurrency: int, *, name: str | None = None) -> list[str]:
+    """One Celery worker on every queue (the Procfile splits them over three)."""
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+    command += ["-Q", "ingest,alerts,interfaces", "-c", str(concurrency), "-l", "warning"]
+    return command + (["-n", name] if name else [])
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start a server process in a process group of its own, so `stop` reaches its children
+    (uvicorn's workers, Celery's pool) too."""
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def stop(procs: list[subprocess.Popen], grace: float = 15) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds.
+
+    Terminating only uvicorn's supervisor left its workers running (orphaned, still holding
+    sockets and CPU) when they were busy with a thousand WebSockets; the next benchmark then
+    shared the machine with them."""
+    for p in procs:
+        with suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.1, deadline - time.monotonic()))
+        with suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)  # the group's stragglers, even if its leader left
+        p.wait()
+
+
 @contextmanager
 def running_server(database: str, *, workers: int = 2, eager: bool = True, celery: bool = False):
     """Yield (base_url, env, bridge_token) with uvicorn (and Celery) running; stop them after."""
@@ -81,56 +134,11 @@ def running_server(database: str, *, workers: int = 2, eager: bool = True, celer
     manage(env, "seed_demo")
     token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
     port = free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-    ]
+    procs = [start(uvicorn_command(port, workers), env)]
     if celery:
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    "ingest,alerts,interfaces",
-                    "-c",
-                    "2",
-                    "-l",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-            )
-        )
+        procs.append(start(celery_command(2), env))
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}", env, token
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
