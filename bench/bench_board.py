@@ -65,7 +65,13 @@ def run(rounds: int) -> list[float]:
 
     latencies: list[float] = []
     with (
-        running_server("smartgd_bench_board", eager=False, celery=True) as (base, _env, token),
+        # DEBUG settings: Chromium keeps the production settings' Secure session cookie away
+        # from plain http://, and this bench has no TLS in front.
+        running_server("smartgd_bench_board", eager=False, celery=True, debug=True) as (
+            base,
+            _env,
+            token,
+        ),
         sync_playwright() as p,
     ):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -23,7 +23,7 @@ import psycopg
 
 from bench import ceiling
 from bench.baseline import postgres_rates
-from bench.stack import running_server
+from bench.stack import login, running_server
 
 MDC, LOINC = "urn:iso:std:iso:11073:10101", "http://loinc.org"
 EUI = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680"
@@ -209,17 +209,10 @@ def load_observations(database_url: str, count: int, patients: int = 50) -> None
 
 
 async def search_latency(base: str, patient_ids: list[int], samples: int = 300) -> dict:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        page = await http.get("/login/")
-        await http.post(
-            "/login/",
-            data={
-                "username": "admin",
-                "password": "sgdemo2026",
-                "csrfmiddlewaretoken": page.cookies.get("csrftoken", ""),
-            },
-            headers={"Referer": base + "/login/"},
-        )
+    session = await login(base, "admin", "sgdemo2026")
+    async with httpx.AsyncClient(
+        base_url=base, timeout=60, headers={"Cookie": f"sessionid={session}"}
+    ) as http:
         times = []
         for i in range(samples):
             pid = patient_ids[i % len(patient_ids)]

@@ -38,7 +38,7 @@ import psycopg
 from websockets.asyncio.client import connect
 
 from bench.baseline import postgres_rates, redis_latency
-from bench.stack import manage, running_server
+from bench.stack import login, manage, running_server
 
 MDC, LOINC, UCUM = "urn:iso:std:iso:11073:10101", "http://loinc.org", "http://unitsofmeasure.org"
 EUI = "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680"
@@ -194,25 +194,6 @@ async def play_bridges(
     t0 = time.perf_counter()
     await asyncio.gather(*(bridge(i, r, t) for i, (r, t) in enumerate(bridges)))
     return tally, time.perf_counter() - t0
-
-
-async def login(base: str, username: str) -> str:
-    """A session cookie, through the login form as a browser gets one."""
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        page = await http.get("/login/")
-        response = await http.post(
-            "/login/",
-            data={
-                "username": username,
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": page.cookies.get("csrftoken", ""),
-            },
-            headers={"Referer": base + "/login/"},
-        )
-        session = http.cookies.get("sessionid")
-        if not session:
-            raise RuntimeError(f"login of {username} failed: {response.status_code}")
-        return session
 
 
 @dataclass
@@ -426,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
         probe_token,
     ):
         bridges = make_bridges(env, args.bridges)
-        sessions = [asyncio.run(login(base, name)) for name in DOCTORS]
+        sessions = [asyncio.run(login(base, name, PASSWORD)) for name in DOCTORS]
         size0 = database_bytes(env["DATABASE_URL"])
         tally, elapsed = asyncio.run(
             play_bridges(base, bridges, args.duration, args.batch, args.rate)

@@ -13,11 +13,32 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+async def login(base: str, username: str, password: str) -> str:
+    """A session id, through the login form as a browser gets one.
+
+    The production settings mark the cookies Secure (TLS ends at the balancer in the field), and
+    an HTTP client keeps Secure cookies away from plain http://127.0.0.1, so they are carried by
+    hand here, as a browser would carry them over HTTPS."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        page = await http.get("/login/")
+        csrf = page.cookies.get("csrftoken", "")
+        response = await http.post(
+            "/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": csrf},
+            headers={"Referer": base + "/login/", "Cookie": f"csrftoken={csrf}"},
+        )
+        session = response.cookies.get("sessionid")
+        if not session:
+            raise RuntimeError(f"login of {username} failed: {response.status_code}")
+        return session
 
 
 def free_port() -> int:
@@ -33,15 +54,16 @@ def fresh_database(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-def env_for(database_url: str, *, eager: bool) -> dict[str, str]:
+def env_for(database_url: str, *, eager: bool, debug: bool = False) -> dict[str, str]:
     """The production settings (DEBUG off: no per-query debug record), over plain HTTP on
-    loopback (no redirect to HTTPS), with a secret of this run."""
+    loopback (no redirect to HTTPS), with a secret of this run. ``debug`` for a real browser,
+    which keeps the production settings' Secure cookies away from plain http://."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
         CELERY_TASK_ALWAYS_EAGER="true" if eager else "false",
-        DJANGO_DEBUG="false",
+        DJANGO_DEBUG="true" if debug else "false",
         DJANGO_SECRET_KEY=f"bench-{secrets.token_urlsafe(32)}",
         DJANGO_SECURE_SSL_REDIRECT="false",
         SG_LOG_LEVEL="WARNING",
@@ -126,10 +148,17 @@ def stop(procs: list[subprocess.Popen], grace: float = 15) -> None:
 
 
 @contextmanager
-def running_server(database: str, *, workers: int = 2, eager: bool = True, celery: bool = False):
+def running_server(
+    database: str,
+    *,
+    workers: int = 2,
+    eager: bool = True,
+    celery: bool = False,
+    debug: bool = False,
+):
     """Yield (base_url, env, bridge_token) with uvicorn (and Celery) running; stop them after."""
     url = fresh_database(database)
-    env = env_for(url, eager=eager)
+    env = env_for(url, eager=eager, debug=debug)
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "seed_demo")
     token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
