@@ -130,14 +130,14 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def stop(procs: list[subprocess.Popen], grace: float = 15) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds.
+    """SIGTERM each leader (uvicorn's supervisor and Celery's main process stop their own
+    children), then SIGKILL whatever is left of each process group after ``grace`` seconds.
 
     Terminating only uvicorn's supervisor left its workers running (orphaned, still holding
     sockets and CPU) when they were busy with a thousand WebSockets; the next benchmark then
     shared the machine with them."""
     for p in procs:
-        with suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
+        p.terminate()
     deadline = time.monotonic() + grace
     for p in procs:
         with suppress(subprocess.TimeoutExpired):
