@@ -17,6 +17,10 @@ class CareMessageForm(forms.ModelForm):
         error_messages={"required": _("Write a message before sending it.")},
     )
 
+    # The model's limit, counted after clean_body makes each line break one character (the
+    # field's own max_length would count a browser's CRLF as two); the page states it too.
+    max_length = CareMessage.MAX_LENGTH
+
     class Meta:
         model = CareMessage
         fields = ["body", "alert"]

@@ -173,3 +173,17 @@ def test_the_page_is_translated(login, chen):
     assert _send(login("dr_tianhe"), chen, "你好").status_code == 302
     html = login("chenmeiling").get("/me/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "来自医护团队的消息" in html
+
+
+def test_the_form_states_the_models_limit_in_both_languages(login, chen):
+    """The textarea's maxlength and the help text come from the model's one limit."""
+    from django.utils import translation
+
+    doctor = login("dr_tianhe")
+    page = doctor.get(f"/patients/{chen.pk}/").content.decode()
+    limit = CareMessage.MAX_LENGTH
+    assert f'maxlength="{limit}"' in page
+    assert f"At most {limit} characters." in page
+    with translation.override("zh-hans"):
+        zh = doctor.get(f"/patients/{chen.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert f"最多 {limit} 个字符" in zh
