@@ -258,10 +258,7 @@ def silence_findings(
             found[patient_id][finding.rule] = finding
 
     for enrolment in enrolments:
-        expected = care_defaults.expected_measurements(
-            c for c in enrolment.conditions if c in care_defaults.CONDITIONS
-        )
-        for vital, every in expected.items():
+        for vital, every in _expected(enrolment.conditions).items():
             checked.setdefault(enrolment.patient_id, set()).add(f"no_data:{vital}")
             finding = evaluate_no_data(
                 last_readings.get((enrolment.patient_id, vital)),
@@ -374,13 +371,9 @@ def evaluate_silence(
             since = min(since, seen.monitoring_since)
         enrolments[patient_id] = EnrolmentFacts(patient_id, frozenset(conditions), since)
 
-    last_readings = {
-        (row["patient_id"], row["vital"]): row["last"]
-        for row in VitalSign.objects.filter(patient_id__in=list(enrolments))
-        .exclude(value__isnull=True)
-        .values("patient_id", "vital")
-        .annotate(last=Max("effective_at"))
-    }
+    last_readings = _last_readings(
+        {e.patient_id: _expected(e.conditions) for e in enrolments.values()}, now
+    )
 
     monitors = []
     for monitor in Monitor.objects.select_related("bridge").prefetch_related(
@@ -409,6 +402,53 @@ def evaluate_silence(
     return silence_findings(
         enrolments.values(), last_readings, monitors, now, open_rules=open_rules
     )
+
+
+def _expected(conditions: Iterable[str]) -> dict[str, timedelta]:
+    """How often each vital is expected of a patient with ``conditions`` (unknown ones skipped)."""
+    return care_defaults.expected_measurements(
+        c for c in conditions if c in care_defaults.CONDITIONS
+    )
+
+
+def _last_readings(
+    expected: Mapping[int, Mapping[str, timedelta]], now: datetime
+) -> dict[tuple[int, str], datetime]:
+    """The newest reading time of each expected (patient, vital).
+
+    One aggregate over the window in which a reading keeps every no-data rule quiet, then one
+    index probe per pair silent for longer (its alert says for how long). The sweep used to
+    aggregate every reading ever stored, every five minutes.
+    """
+    pairs = {(patient_id, vital) for patient_id, vitals in expected.items() for vital in vitals}
+    if not pairs:
+        return {}
+    longest = max(
+        every + care_defaults.no_data_grace(every)
+        for vitals in expected.values()
+        for every in vitals.values()
+    )
+    found = {
+        (row["patient_id"], row["vital"]): row["last"]
+        for row in VitalSign.objects.filter(
+            patient_id__in=sorted(expected),
+            vital__in=sorted({vital for _, vital in pairs}),
+            effective_at__gte=now - longest,
+            value__isnull=False,
+        )
+        .values("patient_id", "vital")
+        .annotate(last=Max("effective_at"))
+    }
+    for patient_id, vital in sorted(pairs - found.keys()):
+        last = (
+            VitalSign.objects.filter(patient_id=patient_id, vital=vital, value__isnull=False)
+            .order_by("-effective_at")
+            .values_list("effective_at", flat=True)
+            .first()
+        )
+        if last is not None:
+            found[(patient_id, vital)] = last
+    return found
 
 
 def _active(today: date) -> Q:

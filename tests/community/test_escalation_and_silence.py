@@ -14,6 +14,7 @@ from community.alerting import escalate_due, process_silence
 from community.models import Alert, AlertEvent, AlertTransition, EscalationPolicy
 from community.tasks import check_silence, escalate_overdue
 from devices.models import Bridge, Monitor
+from fhir.models import VitalSign
 from tests.community.helpers import CHEN, finding, hub, patient, store_vitals, user
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +129,19 @@ def test_device_offline_and_low_battery(demo):
     Monitor.objects.update(battery=90, last_reading_at=timezone.now())
     process_silence()
     assert set(Alert.objects.filter(patient=chen).values_list("status", flat=True)) == {"resolved"}
+
+
+def test_a_long_silence_is_measured_from_the_last_reading_however_old(demo):
+    """The sweep aggregates only the recent window; a pair silent for longer is looked up on
+    its own, so the alert still says how long, and a data-absent reading does not count."""
+    chen = patient(CHEN)
+    Enrolment.objects.filter(patient=chen).update(start=timezone.localdate() - timedelta(days=60))
+    now = timezone.now()
+    store_vitals(chen, "systolic_bp", [128], start=now - timedelta(days=20, hours=3))
+    absent = store_vitals(chen, "systolic_bp", [0], start=now - timedelta(days=2))
+    VitalSign.objects.filter(pk__in=absent).update(value=None, data_absent="error")
+    store_vitals(chen, "diastolic_bp", [80], start=now - timedelta(hours=2))
+    process_silence(now)
+    alert = Alert.objects.get(patient=chen, rule="no_data:systolic_bp")
+    assert "no reading for 20 d 3 h" in alert.message, alert.message
+    assert not Alert.objects.filter(patient=chen, rule="no_data:diastolic_bp").exists()
