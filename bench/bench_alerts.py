@@ -124,9 +124,11 @@ class Run:
         self.arrivals: dict[float, list[float]] = {}
         # The frame's "at" is when the server stored the alert event (same machine, same
         # clock): it splits each latency into evaluation (upload → event) and push (event →
-        # frame). perf_counter readings are put on the wall clock with one offset.
+        # frame). The split reads the wall clock at each end, as the server did: one offset
+        # taken at the start went wrong when the VM's clock was slewed during a run.
         self.event_at: dict[float, float] = {}
-        self.wall_offset = time.time() - time.perf_counter()
+        self.accepted_wall: dict[float, float] = {}
+        self.arrivals_wall: dict[float, list[float]] = {}
         self.ingested = 0
         self.ingest_errors = 0
         self.redis_latencies: list[float] = []
@@ -143,6 +145,7 @@ class Run:
                 frame = json.loads(raw)
                 if frame.get("type") == "alert" and frame.get("rule") == "threshold:systolic_bp":
                     self.arrivals.setdefault(frame["values"][-1], []).append(now)
+                    self.arrivals_wall.setdefault(frame["values"][-1], []).append(time.time())
                     self.event_at.setdefault(
                         frame["values"][-1], datetime.fromisoformat(frame["at"]).timestamp()
                     )
@@ -216,6 +219,7 @@ class Run:
                 r = await http.post(self.base_url + "/fhir/", content=body)
                 if r.status_code == 200:
                     self.accepted[value] = time.perf_counter()
+                    self.accepted_wall[value] = time.time()
                 i += 1
                 await asyncio.sleep(self.args.interval)
 
@@ -244,12 +248,12 @@ class Run:
     def stages(self) -> tuple[list[float], list[float]]:
         """(upload accepted → event stored, per sample; event stored → frame, per frame), ms."""
         evaluation, push = [], []
-        for value, accepted in self.accepted.items():
+        for value, accepted in self.accepted_wall.items():
             stored = self.event_at.get(value)
             if stored is None:
                 continue
-            evaluation.append((stored - (accepted + self.wall_offset)) * 1000)
-            push.extend((t + self.wall_offset - stored) * 1000 for t in self.arrivals[value])
+            evaluation.append((stored - accepted) * 1000)
+            push.extend((t - stored) * 1000 for t in self.arrivals_wall.get(value, []))
         return evaluation, push
 
     def latencies(self) -> tuple[list[float], int]:
