@@ -38,7 +38,7 @@ from bench.stack import (  # noqa: E402
     fresh_database,
     manage,
     start,
-    stop,
+    stop_groups,
     uvicorn_command,
     wait_for_port,
 )
@@ -378,7 +378,7 @@ def main() -> None:
         time.sleep(2)  # let the Celery worker connect before the first task
         asyncio.run(measure(args, f"http://127.0.0.1:{port}", session, chen_token, patients))
     finally:
-        stop(procs)
+        stop_groups(procs)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psycopg
+
+from tests.e2e.stack import (  # the live stack's process handling, shared with the benches
+    celery_command,
+    free_port,
+    stop_groups,
+    uvicorn_command,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -39,12 +44,6 @@ async def login(base: str, username: str, password: str) -> str:
         if not session:
             raise RuntimeError(f"login of {username} failed: {response.status_code}")
         return session
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fresh_database(name: str) -> str:
@@ -84,67 +83,10 @@ def manage(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
-
-
-def uvicorn_command(port: int, workers: int) -> list[str]:
-    """The Procfile's web line on a port of the benchmark's own."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
-
-
-def celery_command(concurrency: int, *, name: str | None = None) -> list[str]:
-    """One Celery worker on every queue (the Procfile splits them over three)."""
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
-    command += ["-Q", "ingest,alerts,interfaces", "-c", str(concurrency), "-l", "warning"]
-    return command + (["-n", name] if name else [])
-
-
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start a server process in a process group of its own, so `stop` reaches its children
-    (uvicorn's workers, Celery's pool) too."""
+    """Start a server process in a process group of its own, so `stop_groups` reaches its
+    children (uvicorn's workers, Celery's pool) too."""
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-
-
-def stop(procs: list[subprocess.Popen], grace: float = 15) -> None:
-    """SIGTERM each leader (uvicorn's supervisor and Celery's main process stop their own
-    children), then SIGKILL whatever is left of each process group after ``grace`` seconds.
-
-    Terminating only uvicorn's supervisor left its workers running (orphaned, still holding
-    sockets and CPU) when they were busy with a thousand WebSockets; the next benchmark then
-    shared the machine with them."""
-    for p in procs:
-        p.terminate()
-    deadline = time.monotonic() + grace
-    for p in procs:
-        with suppress(subprocess.TimeoutExpired):
-            p.wait(max(0.1, deadline - time.monotonic()))
-        with suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)  # the group's stragglers, even if its leader left
-        p.wait()
 
 
 @contextmanager
@@ -170,4 +112,4 @@ def running_server(
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}", env, token
     finally:
-        stop(procs)
+        stop_groups(procs)

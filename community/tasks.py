@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from celery import shared_task
 
 from community import alerting
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="community.tasks.evaluate_readings", acks_late=True)
@@ -16,8 +19,22 @@ def evaluate_readings(patient_id: int, vital_ids: list[int], span: list[str] | N
     ``span``: the ISO times of the earliest and latest of those readings, when the writer knew
     them (it lets the look-ups skip other months' partitions); tasks without it still work.
     """
-    bounds = tuple(datetime.fromisoformat(t) for t in span) if span else None
-    return len(alerting.process_new_readings(patient_id, vital_ids, span=bounds).findings)
+    return len(alerting.process_new_readings(patient_id, vital_ids, span=_span(span)).findings)
+
+
+def _span(span) -> tuple[datetime, datetime] | None:
+    """The (earliest, latest) of a task's ``span``; None (look everywhere) when it is not two
+    ISO times with a zone, earliest first: a bad hint must not cost an evaluation."""
+    try:
+        earliest, latest = (datetime.fromisoformat(t) for t in span or ())
+    except (TypeError, ValueError):
+        if span:
+            logger.warning("evaluate_readings: span %r ignored", span)
+        return None
+    if earliest.tzinfo is None or latest.tzinfo is None or earliest > latest:
+        logger.warning("evaluate_readings: span %r ignored", span)
+        return None
+    return earliest, latest
 
 
 @shared_task(name="community.tasks.evaluate_missed", acks_late=True)

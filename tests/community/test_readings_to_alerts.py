@@ -181,3 +181,23 @@ def test_a_span_that_misses_the_readings_finds_nothing_to_evaluate(demo):
     evaluate_readings.delay(patient(CHEN).pk, ids).get()  # the sweep's way: no span
     assert open_bp_alert().severity == "critical"
     assert VitalSign.objects.get(pk=ids[0]).evaluated_at is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "span",
+    [
+        ["not a time", "2026-11-25T08:00:00+08:00"],
+        ["2026-11-25T08:00:00", "2026-11-25T09:00:00"],  # no zone
+        ["2026-11-25T09:00:00+08:00", "2026-11-25T08:00:00+08:00"],  # backwards
+        ["2026-11-25T08:00:00+08:00"],  # one time
+        [1, 2],
+        "2026-11-25T08:00:00+08:00",
+    ],
+)
+def test_a_malformed_span_is_ignored_not_fatal(demo, span):
+    """The span is a hint from the writer; a task message with a broken one still evaluates."""
+    ids = systolic([185], 30)
+    assert evaluate_readings.delay(patient(CHEN).pk, ids, span=span).get() >= 1
+    assert open_bp_alert().severity == "critical"
+    assert VitalSign.objects.get(pk=ids[0]).evaluated_at is not None

@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -42,6 +42,56 @@ def wait_for_port(port: int, timeout: float = 60) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """The Procfile's web line on a loopback port of the caller's own."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def celery_command(
+    concurrency: int, *, name: str | None = None, log_level: str = "warning"
+) -> list[str]:
+    """One Celery worker on every queue (the Procfile splits them over three)."""
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+    command += ["-Q", "ingest,alerts,interfaces", "-c", str(concurrency), "-l", log_level]
+    return command + (["-n", name] if name else [])
+
+
+def stop_groups(procs: Iterable[subprocess.Popen], grace: float = 15) -> None:
+    """SIGTERM each leader (uvicorn's supervisor and Celery's main process stop their own
+    children), then SIGKILL whatever is left of each one's process group after ``grace`` s.
+
+    Processes must have been started with ``start_new_session=True``. Terminating only
+    uvicorn's supervisor left its workers running, orphaned, when they were busy with a
+    thousand WebSockets; so does killing a Celery worker's main process in a fault test."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.1, deadline - time.monotonic()))
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, signal.SIGKILL)  # the group's stragglers, even if its leader left
+        p.wait()
+
+
 @dataclass
 class Stack:
     base_url: str
@@ -57,7 +107,12 @@ class Stack:
         assert self.log_dir is not None
         log = open(self.log_dir / f"{self.name}-{key}.log", "a")  # noqa: SIM115 - owned by proc
         self.processes[key] = subprocess.Popen(
-            self.commands[key], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            self.commands[key],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so stop_groups reaches its children at the end
         )
         return self.processes[key]
 
@@ -159,39 +214,12 @@ def live_stack(
             .strip()
             .splitlines()[-1]
         )
-        commands = {
-            "web": [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-            ]
-        }
+        commands = {"web": uvicorn_command(port, workers)}
         if celery:
-            commands["worker"] = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "ingest,alerts,interfaces",
-                "-c",
-                "2",
-                "-l",
-                "info",  # "ready." is logged at INFO; wait_for_worker reads it
-                "-n",
-                f"e2e{os.getpid()}{name}@%h",
-            ]
+            # "ready." is logged at INFO; wait_for_worker reads it
+            commands["worker"] = celery_command(
+                2, name=f"e2e{os.getpid()}{name}@%h", log_level="info"
+            )
         if beat:
             commands["beat"] = [
                 sys.executable,
@@ -214,13 +242,7 @@ def live_stack(
             stack.wait_for_worker()
         yield stack
     finally:
-        for proc in stack.processes.values():
-            proc.terminate()
-        for proc in stack.processes.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_groups(stack.processes.values())
         with psycopg.connect(
             _admin_url(database_url).replace("postgres://", "postgresql://"), autocommit=True
         ) as conn:
