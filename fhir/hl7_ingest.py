@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -33,6 +34,7 @@ from django.db import (
     connections,
     transaction,
 )
+from django.db.models import F
 from django.utils import timezone
 
 from clinic.access import actor_for_interface
@@ -58,7 +60,11 @@ logger = logging.getLogger(__name__)
 SOURCE = "hl7"
 # PID-3.5 identifier types (HL7 table 0203) that mean "resident identity number" in China.
 RESIDENT_ID_TYPES = frozenset({"NNCHN", "NI", "CN-RIC"})
-DEFAULT_WORKERS = 8
+# Store threads. Two: one group computes (mapping, validation: the GIL) while the other waits on
+# PostgreSQL. More threads only make the groups smaller (bench/bench_mllp_store.py).
+DEFAULT_WORKERS = 2
+# Most messages stored in one transaction (50 typical 10-OBX messages write about 300 resources).
+DEFAULT_MAX_GROUP = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +87,15 @@ def receive(raw: bytes, *, parsed: pcd01.Oru | Hl7Error | None = None) -> bytes:
     header = None
     try:
         header = ack.read_header(raw)
-        if isinstance(parsed, Hl7Error):
-            raise parsed
-        oru = parsed if parsed is not None else pcd01.parse_bytes(raw)
-        control_id, now = uuid.uuid4().hex[:20], datetime.now(pcd01.LOCAL_ZONE)
-        reply = ack.build_ack(header, control_id=control_id, now=now)
-        reply_text = ack.build_ack_text(header, control_id=control_id, now=now)
+        accepted = _accept(raw, header, parsed)
         store_oru(
-            oru,
-            raw_text=_text(raw),
-            ack_code=ack.ack_code(header, None),
-            ack_raw=reply_text,
-            message_type=_message_type(header),
+            accepted.oru,
+            raw_text=accepted.raw_text,
+            ack_code=accepted.ack_code,
+            ack_raw=accepted.ack_raw,
+            message_type=accepted.message_type,
         )
-        return reply
+        return accepted.reply
     except Exception as exc:
         reply = ack.error_ack(raw, exc)
         error = exc if isinstance(exc, Hl7Error) else ApplicationError()
@@ -107,6 +108,149 @@ def receive(raw: bytes, *, parsed: pcd01.Oru | Hl7Error | None = None) -> bytes:
         except Exception:  # the store is down: the sender still gets its ACK and resends
             logger.exception("could not record a refused HL7 message")
         return reply
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A parsed message and the AA that will answer it once it is committed."""
+
+    oru: pcd01.Oru
+    reply: bytes
+    raw_text: str
+    ack_code: str
+    ack_raw: str
+    message_type: str
+
+
+def _accept(
+    raw: bytes, header: er7.MessageHeader, parsed: pcd01.Oru | Hl7Error | None
+) -> _Accepted:
+    if isinstance(parsed, Hl7Error):
+        raise parsed
+    oru = parsed if parsed is not None else pcd01.parse_bytes(raw)
+    control_id, now = uuid.uuid4().hex[:20], datetime.now(pcd01.LOCAL_ZONE)
+    return _Accepted(
+        oru=oru,
+        reply=ack.build_ack(header, control_id=control_id, now=now),
+        raw_text=_text(raw),
+        ack_code=ack.ack_code(header, None),
+        ack_raw=ack.build_ack_text(header, control_id=control_id, now=now),
+        message_type=_message_type(header),
+    )
+
+
+# --- several messages in one transaction ------------------------------------------------------
+
+
+Inbound = tuple[bytes, "pcd01.Oru | Hl7Error | None"]
+
+
+@dataclass(slots=True)
+class _Member:
+    """One message of a group: where its ACK goes, and what it will write."""
+
+    index: int
+    raw: bytes
+    accepted: _Accepted
+    key: dict[str, str]
+    prepared: _Prepared
+    message: Hl7Message | None = None
+    duplicate: bool = False
+
+
+class _StoreApart(Exception):
+    """The group cannot be stored as one; each message goes through `receive` on its own."""
+
+
+def receive_many(items: list[Inbound]) -> list[bytes]:
+    """Store several inbound messages and return their ACKs, in order; never raises.
+
+    The messages that arrived while the store was busy are written in one transaction, as one
+    transaction Bundle per sending application: a few COPY statements, one audit append and one
+    commit for the group, where one message alone costs the same round trips. Every ACK still
+    follows the commit of its data. A message that cannot be prepared (unknown patient, a
+    content error) takes the one-message path, which answers its AE and keeps the refusal; if
+    the group's write fails for any reason, it rolls back and each message is stored on its own,
+    so one bad message never costs the others anything but time.
+    """
+    replies: dict[int, bytes] = {}
+    members: list[_Member] = []
+    hospitals = Hospitals()
+    for index, (raw, parsed) in enumerate(items):
+        try:
+            accepted = _accept(raw, ack.read_header(raw), parsed)
+            prepared = _prepare(accepted.oru, hospitals)
+            members.append(_Member(index, raw, accepted, _key(accepted.oru), prepared))
+        except Exception:
+            replies[index] = receive(raw, parsed=parsed)
+    if len(members) == 1:
+        member = members[0]
+        replies[member.index] = receive(member.raw, parsed=member.accepted.oru)
+    elif members:
+        try:
+            with transaction.atomic():
+                _store_group(members)
+            for member in members:
+                replies[member.index] = member.accepted.reply
+        except Exception as exc:
+            logger.info("a group of %d HL7 messages is stored one by one: %r", len(members), exc)
+            for member in members:
+                replies[member.index] = receive(member.raw, parsed=member.accepted.oru)
+    return [replies[index] for index in range(len(items))]
+
+
+def _store_group(members: list[_Member]) -> None:
+    """`_store` for several messages at once (inside the caller's transaction)."""
+    keys = [tuple(m.key.values()) for m in members]
+    if len(set(keys)) < len(keys):
+        raise _StoreApart("the same message twice in one group")
+    existing = {
+        tuple(_key_of(row).values()): row
+        for row in Hl7Message.objects.select_for_update().filter(
+            direction=Hl7Message.Direction.IN, control_id__in={m.key["control_id"] for m in members}
+        )
+    }
+    fresh, kept = [], []  # new rows; rows of earlier refusals of these messages
+    for member, key in zip(members, keys, strict=True):
+        member.message = existing.get(key)
+        if member.message is None:
+            member.message = Hl7Message(**member.key)
+            fresh.append(member.message)
+        elif member.message.status == Hl7Message.Status.STORED:
+            member.duplicate = True
+        else:
+            kept.append(member.message)
+    writing = [m for m in members if not m.duplicate]
+    for patient_id in sorted({m.prepared.patient.pk for m in writing}):
+        _share_patient_key(patient_id)
+    by_application: dict[str, list[_Member]] = {}
+    for member in writing:
+        by_application.setdefault(member.prepared.application, []).append(member)
+    for group in by_application.values():
+        response = _write(group[0].prepared.actor, [e for m in group for e in m.prepared.entries])
+        start = 0
+        for member in group:
+            end = start + len(member.prepared.entries)
+            accepted = member.accepted
+            _mark_stored(
+                member.message,
+                member.prepared,
+                response["entry"][start:end],
+                accepted.raw_text,
+                accepted.ack_code,
+                accepted.ack_raw,
+                accepted.message_type,
+            )
+            start = end
+    # New rows go in complete, after the data. A concurrent copy of one of these messages has
+    # either committed first (IntegrityError here: the group is redone one by one and finds it
+    # stored) or waits on this insert's unique key and then finds it stored.
+    Hl7Message.objects.bulk_create(fresh)
+    for message in kept:
+        message.save()
+    Hl7Message.objects.filter(pk__in=[m.message.pk for m in members if m.duplicate]).update(
+        attempts=F("attempts") + 1
+    )
 
 
 def store_oru(
@@ -147,7 +291,6 @@ def _store(
     ack_raw: str,
     message_type: str,
 ) -> Stored:
-    now = timezone.now()
     try:
         with transaction.atomic():
             message = Hl7Message.objects.create(status=Hl7Message.Status.STORED, **key)
@@ -160,10 +303,36 @@ def _store(
             message.attempts += 1
             return Stored(message, False)
 
-    hospital = _sending_hospital(oru)
-    patient = resolve_patient(oru, hospital)
-    _share_patient_key(patient.pk)
-    actor = actor_for_interface(_application_name(oru))
+    prepared = _prepare(oru)
+    _share_patient_key(prepared.patient.pk)
+    response = _write(prepared.actor, prepared.entries)
+    _mark_stored(message, prepared, response["entry"], raw_text, ack_code, ack_raw, message_type)
+    message.save()
+    return Stored(message, True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What one message will write, worked out before any write: sender, patient, entries."""
+
+    hospital: Hospital | None
+    patient: Patient
+    application: str
+    entries: list[dict]
+
+    @property
+    def actor(self):
+        return actor_for_interface(self.application)
+
+
+def _prepare(oru: pcd01.Oru, hospitals: Hospitals | None = None) -> _Prepared:
+    """Resolve the sender and the patient and map the message to transaction-Bundle entries.
+
+    Only reads: raises `UnknownPatient` or `ContentError` before anything is written.
+    """
+    hospitals = hospitals or Hospitals()
+    hospital = _sending_hospital(oru, hospitals)
+    patient = resolve_patient(oru, hospital, hospitals)
     mapped = hl7v2.map_oru(
         oru, patient_reference=f"Patient/{patient.pk}", sender=hl7v2.sender_of(oru)
     )
@@ -187,8 +356,13 @@ def _store(
                 _if_none_exist(identifier["system"], identifier["value"]),
             )
         )
+    return _Prepared(hospital, patient, _application_name(oru), entries)
+
+
+def _write(actor, entries: list[dict]) -> dict:
+    """Store the entries as one transaction Bundle; FHIR refusals become HL7 errors."""
     try:
-        response = store.process_bundle(
+        return store.process_bundle(
             actor,
             {"resourceType": "Bundle", "type": "transaction", "entry": entries},
             source=SOURCE,
@@ -198,12 +372,24 @@ def _store(
     except FhirError as exc:
         # Validation or unit problems the mapper did not foresee: the sender must fix them.
         raise ContentError(DATA_TYPE_ERROR, exc.diagnostics, "OBX") from None
+
+
+def _mark_stored(
+    message: Hl7Message,
+    prepared: _Prepared,
+    response_entries: list[dict],
+    raw_text: str,
+    ack_code: str,
+    ack_raw: str,
+    message_type: str,
+) -> None:
+    """Fill the message row for a stored message (the caller saves it)."""
+    now = timezone.now()
     written = [
         e["response"]["location"].split("/_history/")[0]
-        for e in response["entry"]
+        for e in response_entries
         if e["response"]["location"].startswith("Observation/")
     ]
-
     message.status = Hl7Message.Status.STORED
     message.raw = raw_text
     message.message_type = message_type
@@ -212,13 +398,11 @@ def _store(
     message.ack_text = f"stored {len(written)} observations"
     message.ack_raw = ack_raw
     message.error = ""
-    message.hospital = hospital
-    message.patient = patient
+    message.hospital = prepared.hospital
+    message.patient = prepared.patient
     message.resources = written
     message.attempts += 1
     message.last_attempt_at = now
-    message.save()
-    return Stored(message, True)
 
 
 def _share_patient_key(patient_id: int) -> None:
@@ -289,31 +473,58 @@ def _key(oru: pcd01.Oru) -> dict[str, str]:
     }
 
 
-def _hospitals_named(*names: str | None) -> Hospital | None:
-    """The hospital whose code, name, English name or an identifier value is one of `names`."""
-    wanted = {n.strip().lower() for n in names if n and n.strip()}
-    if not wanted:
+def _key_of(message: Hl7Message) -> dict[str, str]:
+    """The same key, read from a stored row (in `_key`'s order)."""
+    return {
+        "direction": message.direction,
+        "sending_application": message.sending_application,
+        "sending_facility": message.sending_facility,
+        "control_id": message.control_id,
+    }
+
+
+class Hospitals:
+    """The hospitals, read once, found by any of the names a message may use for them.
+
+    A group of messages resolves its senders and assigning authorities against one read of
+    the (small) hospital table rather than one per name.
+    """
+
+    def __init__(self) -> None:
+        self._known = [
+            (
+                hospital,
+                {hospital.code.lower(), hospital.name.lower(), hospital.name_en.lower()}
+                | {
+                    str(i.get("value", "")).lower()
+                    for i in hospital.identifiers or []
+                    if isinstance(i, dict)
+                },
+            )
+            for hospital in Hospital.objects.all()
+        ]
+
+    def named(self, *names: str | None) -> Hospital | None:
+        """The hospital whose code, name, English name or an identifier value is in `names`."""
+        wanted = {n.strip().lower() for n in names if n and n.strip()}
+        if not wanted:
+            return None
+        for hospital, known in self._known:
+            if known & wanted:
+                return hospital
         return None
-    for hospital in Hospital.objects.all():
-        known = {hospital.code.lower(), hospital.name.lower(), hospital.name_en.lower()}
-        known |= {
-            str(i.get("value", "")).lower()
-            for i in hospital.identifiers or []
-            if isinstance(i, dict)
-        }
-        if known & wanted:
-            return hospital
-    return None
 
 
-def _sending_hospital(oru: pcd01.Oru) -> Hospital | None:
+def _sending_hospital(oru: pcd01.Oru, hospitals: Hospitals) -> Hospital | None:
     facility = oru.sending_facility
     if facility is None:
         return None
-    return _hospitals_named(facility.namespace_id, facility.universal_id)
+    return hospitals.named(facility.namespace_id, facility.universal_id)
 
 
-def resolve_patient(oru: pcd01.Oru, sending_hospital: Hospital | None = None) -> Patient:
+def resolve_patient(
+    oru: pcd01.Oru, sending_hospital: Hospital | None = None, hospitals: Hospitals | None = None
+) -> Patient:
     """The one patient PID-3 names; `UnknownPatient` when none, `ContentError` when several.
 
     Per repetition: an 18-digit resident identity number (valid check digit, or type NNCHN)
@@ -324,8 +535,9 @@ def resolve_patient(oru: pcd01.Oru, sending_hospital: Hospital | None = None) ->
     hospital, and a wrong patient is worse than an AE.
     """
     found: dict[int, Patient] = {}
+    hospitals = hospitals or Hospitals()
     for pid in oru.patient_identifiers:
-        patient = _match(pid, sending_hospital)
+        patient = _match(pid, sending_hospital, hospitals)
         if patient is not None:
             found[patient.pk] = patient
     if not found:
@@ -360,7 +572,9 @@ def _is_resident_id(pid: pcd01.PatientId) -> bool:
     return True
 
 
-def _match(pid: pcd01.PatientId, sending_hospital: Hospital | None) -> Patient | None:
+def _match(
+    pid: pcd01.PatientId, sending_hospital: Hospital | None, hospitals: Hospitals
+) -> Patient | None:
     value = pid.value.strip()
     if _is_resident_id(pid):
         patient = Patient.objects.filter(resident_id=value.upper()).first()
@@ -369,7 +583,7 @@ def _match(pid: pcd01.PatientId, sending_hospital: Hospital | None) -> Patient |
     rows = PatientIdentifier.objects.filter(value=value).select_related("patient")
     authority = (pid.assigning_authority or "").strip()
     if authority:
-        hospital = _hospitals_named(authority)
+        hospital = hospitals.named(authority)
         if hospital is not None:
             row = rows.filter(assigner=hospital).first()
             if row is not None:
@@ -486,10 +700,10 @@ class StoreWorkers:
         self.executor.shutdown(wait=True)
 
 
-def _receive_in_worker(raw: bytes, parsed: pcd01.Oru | Hl7Error | None) -> bytes:
+def _receive_in_worker(items: list[Inbound]) -> list[bytes]:
     close_old_connections()  # as Django does around a request: drop broken or expired ones
     try:
-        return receive(raw, parsed=parsed)
+        return receive_many(items)
     finally:
         close_old_connections()
 
@@ -502,15 +716,70 @@ def _parse_or_error(raw: bytes) -> pcd01.Oru | Hl7Error:
         return exc
 
 
-def make_handler(
-    workers: StoreWorkers | Executor, *, parse_executor: Executor | None = None
-) -> mllp.Handler:
-    """An `mllp.serve` handler: `receive` in `workers`, parsing optionally in `parse_executor`.
+class _GroupCommit:
+    """Gives each free store thread everything that queued up while the threads were busy.
 
-    With a `ProcessPoolExecutor` as `parse_executor`, hl7apy runs on other cores and the
-    threads only hold the GIL for the mapping and the database round trips.
+    A message that arrives at an idle listener is stored alone, at once; under load the
+    messages waiting for a thread go together (`receive_many`), so the per-transaction cost is
+    paid once per group instead of once per message. No timer holds a message back.
+    """
+
+    def __init__(self, executor: Executor, concurrency: int, max_group: int) -> None:
+        self.executor = executor
+        self.concurrency = concurrency
+        self.max_group = max_group
+        self.waiting: list[tuple[bytes, pcd01.Oru | Hl7Error | None, asyncio.Future]] = []
+        self.running = 0
+
+    async def store(self, raw: bytes, parsed: pcd01.Oru | Hl7Error | None) -> bytes:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((raw, parsed, future))
+        self._start()
+        return await future
+
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.waiting and self.running < self.concurrency:
+            group = self.waiting[: self.max_group]
+            del self.waiting[: self.max_group]
+            self.running += 1
+            items = [(raw, parsed) for raw, parsed, _ in group]
+            done = loop.run_in_executor(self.executor, _receive_in_worker, items)
+            done.add_done_callback(functools.partial(self._finished, group))
+
+    def _finished(self, group: list, done: asyncio.Future) -> None:
+        self.running -= 1
+        try:
+            replies = done.result()
+        except Exception as exc:  # receive_many never raises; a dead pool might
+            replies = [exc] * len(group)
+        for (_, _, future), reply in zip(group, replies, strict=True):
+            if future.done():  # the connection went away; the message is stored regardless
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        self._start()
+
+
+def make_handler(
+    workers: StoreWorkers | Executor,
+    *,
+    parse_executor: Executor | None = None,
+    concurrency: int | None = None,
+    max_group: int = DEFAULT_MAX_GROUP,
+) -> mllp.Handler:
+    """An `mllp.serve` handler: messages stored by `receive_many` in `workers`.
+
+    At most `concurrency` groups (default: one per worker thread) of at most `max_group`
+    messages are stored at a time. With a `ProcessPoolExecutor` as `parse_executor`, parsing
+    runs on other cores and the threads only hold the GIL for the mapping and the database.
     """
     executor = workers.executor if isinstance(workers, StoreWorkers) else workers
+    if concurrency is None:
+        concurrency = workers.size if isinstance(workers, StoreWorkers) else DEFAULT_WORKERS
+    groups = _GroupCommit(executor, concurrency, max_group)
 
     async def handle(raw: bytes) -> bytes:
         loop = asyncio.get_running_loop()
@@ -520,6 +789,6 @@ def make_handler(
                 parsed = await loop.run_in_executor(parse_executor, _parse_or_error, raw)
             except Exception:  # a broken pool: parse in the worker thread instead
                 logger.exception("HL7 parse pool failed; parsing in the store thread")
-        return await loop.run_in_executor(executor, _receive_in_worker, raw, parsed)
+        return await groups.store(raw, parsed)
 
     return handle

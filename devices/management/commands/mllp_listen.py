@@ -1,7 +1,9 @@
 """`python manage.py mllp_listen --host 127.0.0.1 --port 2575`: the HL7 v2 (MLLP) listener.
 
-One asyncio process serves many connections; each message is stored by `fhir.hl7_ingest` in a
-thread pool (one database connection per thread) and ACKed after its commit. SIGINT/SIGTERM
+One asyncio process serves many connections; messages are stored by `fhir.hl7_ingest` in a
+thread pool (one database connection per thread) and each is ACKed after its commit. Messages
+that arrive while every store thread is busy are stored together, in one transaction (group
+commit), so a busy listener pays the per-transaction cost once per group. SIGINT/SIGTERM
 stop accepting, end the connections and let in-flight transactions finish: a message whose
 ACK was not sent is resent by its sender and found already stored.
 """
@@ -15,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from django.core.management.base import BaseCommand, CommandParser
 
 from devices.hl7 import mllp
+from fhir.hl7_ingest import DEFAULT_MAX_GROUP, DEFAULT_WORKERS, StoreWorkers, make_handler
 
 
 class Command(BaseCommand):
@@ -24,13 +27,22 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=2575)
         parser.add_argument(
-            "--workers", type=int, default=8, help="threads (and DB connections) storing messages"
+            "--workers",
+            type=int,
+            default=DEFAULT_WORKERS,
+            help="threads (and DB connections) storing messages; each stores a group at a time",
+        )
+        parser.add_argument(
+            "--max-group",
+            type=int,
+            default=DEFAULT_MAX_GROUP,
+            help="most messages stored in one transaction",
         )
         parser.add_argument(
             "--parse-processes",
             type=int,
             default=0,
-            help="parse with hl7apy in this many processes (0: in the storing threads)",
+            help="parse in this many processes (0: in the storing threads)",
         )
         parser.add_argument(
             "--max-frame", type=int, default=mllp.DEFAULT_MAX_FRAME, help="largest message, bytes"
@@ -47,13 +59,13 @@ class Command(BaseCommand):
         workers: int,
         parse_processes: int,
         max_frame: int,
+        max_group: int,
         **_: object,
     ) -> None:
-        from fhir.hl7_ingest import StoreWorkers, make_handler
 
         store_workers = StoreWorkers(workers)
         parse_pool = ProcessPoolExecutor(parse_processes) if parse_processes > 0 else None
-        handler = make_handler(store_workers, parse_executor=parse_pool)
+        handler = make_handler(store_workers, parse_executor=parse_pool, max_group=max_group)
         server = await mllp.serve(host, port, handler, max_frame=max_frame)
         self.stdout.write(f"MLLP listening on {', '.join(server.addresses)}")
         self.stdout.flush()
