@@ -210,3 +210,23 @@ def test_recent_readings_per_vital_newest_kept_oldest_first_in_one_union(demo):
     assert len(recent["systolic_bp"]) == RECENT_READINGS
     assert [r.value for r in recent["systolic_bp"]] == list(range(160 - RECENT_READINGS, 160))
     assert [r.reading_id for r in recent["systolic_bp"]] == [str(i) for i in bp[-RECENT_READINGS:]]
+
+
+@pytest.mark.django_db
+def test_recent_readings_leave_out_errors_and_absent_values_and_other_patients(demo):
+    """A reading marked entered-in-error or without a value is not a reading the rules may use,
+    and the window is hers: another patient's newer reading does not move it."""
+    from clinic.evaluation import RECENT_WINDOW, _recent_readings
+    from fhir.models import VitalSign
+
+    chen, li = patient(CHEN), patient(LI)
+    now = datetime.now(UTC).replace(microsecond=0)
+    kept, wrong, absent = store_vitals(chen, "spo2", [96, 80, 0], start=now - timedelta(hours=1))
+    VitalSign.objects.filter(pk=wrong).update(status="entered-in-error")
+    VitalSign.objects.filter(pk=absent).update(value=None, data_absent="error")
+    store_vitals(li, "spo2", [99], start=now + RECENT_WINDOW * 2)
+
+    recent = _recent_readings(chen.pk, {"spo2"})
+
+    assert [(r.reading_id, r.value) for r in recent["spo2"]] == [(str(kept), 96)]
+    assert _recent_readings(patient(CHEN).pk, set()) == {}
