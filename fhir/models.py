@@ -57,7 +57,15 @@ class ResourceVersion(models.Model):
 
 
 class ResourceIdentifier(models.Model):
-    """Business identifiers; unique per type so conditional creates are race-free."""
+    """Business identifiers; unique per type so conditional creates are race-free.
+
+    The unique index leads with the value. Every look-up gives all three columns, but with
+    (type, system, value) PostgreSQL could read the index by its first two alone and filter on
+    the value, which it does whenever its statistics say a system is rare: true of a new
+    hospital feed until the next ANALYZE, and of every system when autovacuum is off. Each
+    upload then read every identifier of its system. Led by the value, the only way into the
+    index is the value: a few index probes, whatever the statistics.
+    """
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="identifier_rows")
     resource_type = models.CharField(max_length=64)
@@ -67,7 +75,7 @@ class ResourceIdentifier(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["resource_type", "system", "value"], name="unique_business_identifier"
+                fields=["value", "system", "resource_type"], name="unique_identifier_by_value"
             )
         ]
 
