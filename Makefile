@@ -64,12 +64,19 @@ bench: setup
 	$(PY) bench/run_all.py
 
 # Cluster mode on one machine: PostgreSQL + Redis, two ASGI workers on one port, Celery workers
-# on the ingest, alerts and interfaces queues, and beat (Procfile; docs/scaling.md).
+# on the ingest, alerts and interfaces queues, the MLLP listener and beat (Procfile;
+# docs/scaling.md). Production settings (DEBUG off), served over plain http on loopback: no
+# HTTPS redirect and no Secure-only cookies, with a secret kept in var/ across restarts.
 up: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartgd
 up: export REDIS_URL ?= redis://127.0.0.1:6379/0
+up: export DJANGO_DEBUG ?= false
+up: export DJANGO_SECURE_SSL_REDIRECT ?= false
+up: export DJANGO_SECURE_COOKIES ?= false
+up: export DJANGO_SECRET_KEY ?= $(shell mkdir -p var && { test -s var/cluster-secret-key || $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > var/cluster-secret-key; } && cat var/cluster-secret-key)
 up: setup
 	$(PY) -c "import psycopg, os; u = os.environ['DATABASE_URL'].replace('postgres://', 'postgresql://'); n = u.rsplit('/', 1)[1]; c = psycopg.connect(u.rsplit('/', 1)[0] + '/postgres', autocommit=True); c.execute('SELECT 1 FROM pg_database WHERE datname = %s', [n]).fetchone() or c.execute(f'CREATE DATABASE \"{n}\"')"
 	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo
 	PORT=$(PORT) HOST=$(HOST) $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 

@@ -141,6 +141,40 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("secure_cookies", "expected"), [(None, "True True"), ("false", "False False")]
+)
+def test_production_cookies_are_secure_unless_served_on_loopback_http(secure_cookies, expected):
+    """`make up` runs the production settings over plain http on 127.0.0.1, where a browser
+    would never send a Secure cookie back; everywhere else they stay Secure."""
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "x" * 20 + "-production-secret-for-the-check-only-" + "y" * 20,
+    }
+    env.pop("DJANGO_SECURE_COOKIES", None)
+    if secure_cookies is not None:
+        env["DJANGO_SECURE_COOKIES"] = secure_cookies
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; "
+            "print(settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
+
+
 @pytest.mark.parametrize("failing", ["add", "incr"])
 def test_the_bridge_rate_limit_lets_readings_through_when_the_cache_is_down(
     monkeypatch, settings, failing
