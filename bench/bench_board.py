@@ -65,9 +65,7 @@ def run(rounds: int) -> list[float]:
 
     latencies: list[float] = []
     with (
-        # DEBUG settings: Chromium keeps the production settings' Secure session cookie away
-        # from plain http://, and this bench has no TLS in front.
-        running_server("smartgd_bench_board", eager=False, celery=True, debug=True) as (
+        running_server("smartgd_bench_board", eager=False, celery=True) as (
             base,
             _env,
             token,

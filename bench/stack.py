@@ -27,18 +27,14 @@ REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 async def login(base: str, username: str, password: str) -> str:
-    """A session id, through the login form as a browser gets one.
-
-    The production settings mark the cookies Secure (TLS ends at the balancer in the field), and
-    an HTTP client keeps Secure cookies away from plain http://127.0.0.1, so they are carried by
-    hand here, as a browser would carry them over HTTPS."""
+    """A session id, through the login form as a browser gets one."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         page = await http.get("/login/")
         csrf = page.cookies.get("csrftoken", "")
         response = await http.post(
             "/login/",
             data={"username": username, "password": password, "csrfmiddlewaretoken": csrf},
-            headers={"Referer": base + "/login/", "Cookie": f"csrftoken={csrf}"},
+            headers={"Referer": base + "/login/"},
         )
         session = response.cookies.get("sessionid")
         if not session:
@@ -53,16 +49,17 @@ def fresh_database(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-def env_for(database_url: str, *, eager: bool, debug: bool = False) -> dict[str, str]:
-    """The production settings (DEBUG off: no per-query debug record), over plain HTTP on
-    loopback (no redirect to HTTPS), with a secret of this run. ``debug`` for a real browser,
-    which keeps the production settings' Secure cookies away from plain http://."""
+def env_for(database_url: str, *, eager: bool) -> dict[str, str]:
+    """The production settings (DEBUG off: no per-query debug record) over plain HTTP on
+    loopback, as `make up` runs them: no redirect to HTTPS, no Secure-only cookies (a browser
+    would not send them back to http://127.0.0.1), a secret of this run."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
         CELERY_TASK_ALWAYS_EAGER="true" if eager else "false",
-        DJANGO_DEBUG="true" if debug else "false",
+        DJANGO_DEBUG="false",
+        DJANGO_SECURE_COOKIES="false",
         DJANGO_SECRET_KEY=f"bench-{secrets.token_urlsafe(32)}",
         DJANGO_SECURE_SSL_REDIRECT="false",
         SG_LOG_LEVEL="WARNING",
@@ -96,12 +93,12 @@ def running_server(
     workers: int = 2,
     eager: bool = True,
     celery: bool = False,
-    debug: bool = False,
 ):
     """Yield (base_url, env, bridge_token) with uvicorn (and Celery) running; stop them after."""
     url = fresh_database(database)
-    env = env_for(url, eager=eager, debug=debug)
+    env = env_for(url, eager=eager)
     manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "collectstatic", "--noinput", "-v0")  # DEBUG off: WhiteNoise serves these
     manage(env, "seed_demo")
     token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
     port = free_port()
