@@ -132,8 +132,10 @@ def _note(note: str, *, required: bool) -> str:
     note = (note or "").strip()
     if required and not note:
         raise InvalidRequest("A note is required.")
-    if len(note) > 2000:
-        raise InvalidRequest("The note is longer than 2000 characters.")
+    if len(note) > AlertTransition.NOTE_MAX_LENGTH:
+        raise InvalidRequest(
+            f"The note is longer than {AlertTransition.NOTE_MAX_LENGTH} characters."
+        )
     return note
 
 

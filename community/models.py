@@ -186,6 +186,8 @@ class Alert(models.Model):
 class AlertTransition(models.Model):
     """One step of an alert's lifecycle: who moved it, when and why (None = the system)."""
 
+    NOTE_MAX_LENGTH = 2000  # a clinical note, not a document; checked by community.actions
+
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="transitions")
     from_status = models.CharField(_("from"), max_length=15, blank=True)
     to_status = models.CharField(_("to"), max_length=15)

@@ -102,6 +102,16 @@ def test_notes_are_required_to_close(alert):
         actions.check_resolve_alert(user("dr_tianhe"), alert.pk, note="  ")
 
 
+def test_a_note_longer_than_the_limit_is_refused_and_changes_nothing(alert):
+    limit = AlertTransition.NOTE_MAX_LENGTH
+    with pytest.raises(InvalidRequest, match=f"longer than {limit} characters"):
+        actions.check_resolve_alert(user("dr_tianhe"), alert.pk, note="长" * (limit + 1))
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    resolved = actions.check_resolve_alert(user("dr_tianhe"), alert.pk, note="长" * limit)
+    assert resolved.transitions.last().note == "长" * limit
+
+
 @pytest.mark.parametrize("username", ["dr_futian", "clin_zsy", "chenmeiling", "clin_szph"])
 def test_others_cannot_act_on_the_alert(alert, username):
     someone = user(username)
