@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 import hl7
 import pytest
@@ -101,3 +102,77 @@ def test_the_command_stores_what_many_connections_send_and_stops_cleanly() -> No
         log = (stack.log_dir / f"{stack.name}-mllp.log").read_text()
         assert f"MLLP listening on 127.0.0.1:{port}" in log
         assert "MLLP listener stopped" in log
+
+
+def test_a_listener_killed_mid_group_loses_nothing_and_stores_nothing_twice() -> None:
+    """kill -9 while ten connections send: whatever was committed was ACKed or is found stored
+    on resend; whatever was not is stored on resend. Each reading ends up stored once."""
+    port = free_port()
+    with live_stack("mllp_kill", celery=False) as stack:
+        stack.commands["mllp"] = [
+            sys.executable,
+            "manage.py",
+            "mllp_listen",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        stack.start("mllp")
+        wait_for_port(port)
+        connections, per_connection = 10, 30
+        acked: dict[int, list[str]] = {c: [] for c in range(connections)}
+        resends = [0]
+
+        def run(c: int) -> None:
+            pending = [
+                (
+                    f"K{c}-{i}",
+                    MESSAGE.format(
+                        control_id=f"K{c}-{i}", resident_id=RESIDENT_ID, spo2=80 + i % 20
+                    ),
+                )
+                for i in range(per_connection)
+            ]
+            deadline = time.monotonic() + 120
+            while pending and time.monotonic() < deadline:
+                try:
+                    with MLLPClient("127.0.0.1", port) as client:
+                        while pending:
+                            control_id, message = pending[0]
+                            reply = client.send_message(message).strip(b"\x0b\x1c\r")
+                            if not reply:  # closed by the kill before an answer
+                                raise ConnectionError("no ACK")
+                            msa = hl7.parse(reply.decode()).segment("MSA")
+                            assert (str(msa[1]), str(msa[2])) == ("AA", control_id)
+                            acked[c].append(control_id)
+                            pending.pop(0)
+                except (OSError, IndexError, ValueError):  # the listener died mid-answer
+                    resends[0] += 1
+                    time.sleep(0.2)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in range(connections)]
+        for t in threads:
+            t.start()
+        faults.wait_until(
+            lambda: sum(map(len, acked.values())) >= connections * 3, 60, what="first ACKs"
+        )
+        stack.stop("mllp", signal.SIGKILL)
+        stack.start("mllp")
+        wait_for_port(port)
+        for t in threads:
+            t.join(150)
+
+        assert resends[0] > 0, "the kill should have cut some connections"
+        for c in range(connections):
+            assert acked[c] == [f"K{c}-{i}" for i in range(per_connection)]
+        total = connections * per_connection
+        ((stored, distinct),) = faults.query(
+            stack,
+            "SELECT count(*), count(DISTINCT observation_id) FROM fhir_vitalsign "
+            "WHERE source = 'hl7' AND vital = 'spo2'",
+        )
+        assert stored == distinct == total
+        assert faults.query(
+            stack, "SELECT count(*) FROM devices_hl7message WHERE status = 'stored'"
+        ) == [(total,)]
