@@ -1,17 +1,18 @@
 """HL7 v2 ORU^R01 into the shared record: the storage side of the MLLP listener.
 
-`receive(raw)` is the whole synchronous path for one message — parse (hl7apy, in
-`devices.hl7.pcd01`), resolve the patient, map to FHIR (`fhir.mapping.hl7v2`), write, commit —
-and returns the ACK bytes to send. It never raises: every failure becomes an AE/AR ACK and a
-row in the message store. `store_oru(oru)` is the storage contract of
-`devices.hl7.ingest.make_handler` (returns after commit, idempotent on MSH-10, raises
-`UnknownPatient`), for callers that parse elsewhere. `make_handler()` gives the listener an
-async handler that runs `receive` in a thread pool, so the event loop keeps serving the other
-connections while one message waits on the database.
+`receive(raw)` is the whole synchronous path for one message — parse (`devices.hl7.pcd01`),
+resolve the patient, map to FHIR (`fhir.mapping.hl7v2`), write, commit — and returns the ACK
+bytes to send. It never raises: every failure becomes an AE/AR ACK and a row in the message
+store. `receive_many(items)` does the same for the messages that queued up while the store was
+busy, in one transaction (group commit), and still answers each message as `receive` would.
+`store_oru(oru)` is the storage contract of `devices.hl7.ingest.make_handler` (returns after
+commit, idempotent on MSH-10, raises `UnknownPatient`), for callers that parse elsewhere.
+`make_handler()` gives the listener an async handler that hands groups to a few store threads,
+so the event loop keeps serving the other connections while a group waits on the database.
 
-One database transaction per message holds the `Hl7Message` row, the Devices, the Observations
-and their vitals rows; the row is inserted first, so a concurrent copy of the same message
-waits on its unique key and then finds it stored (AA, nothing new).
+A message's `Hl7Message` row, Devices, Observations and vitals rows commit together. Alone, the
+row is inserted first, so a concurrent copy of the same message waits on its unique key and then
+finds it stored (AA, nothing new); in a group it is inserted last, with the same effect.
 """
 
 from __future__ import annotations
@@ -175,9 +176,10 @@ def receive_many(items: list[Inbound]) -> list[bytes]:
     """
     replies: dict[int, bytes] = {}
     members: list[_Member] = []
-    hospitals = Hospitals()
+    hospitals: Hospitals | None = None
     for index, (raw, parsed) in enumerate(items):
         try:
+            hospitals = hospitals or Hospitals()
             accepted = _accept(raw, ack.read_header(raw), parsed)
             prepared = _prepare(accepted.oru, hospitals)
             members.append(_Member(index, raw, accepted, _key(accepted.oru), prepared))
