@@ -1,6 +1,6 @@
 """Bulk inserts for the ingest path: COPY on PostgreSQL, `bulk_create` elsewhere.
 
-A reading becomes about fourteen rows (resource, version, identifier, search-index rows, the
+A reading becomes about thirteen rows (resource, identifier, search-index rows, the
 vitals row). Through `bulk_create` each row is first a model instance and then, on PostgreSQL,
 an element of an UNNEST array that psycopg escapes in Python: that cost more than validating the
 reading. COPY takes plain tuples and psycopg's C writer, so rows here are tuples in the order of

@@ -1,7 +1,8 @@
 """The resource store: versioned FHIR resources, their search index, and the typed vitals table.
 
 `Resource` holds the current version of each stored resource; `ResourceVersion` every version
-(for vread and `_history`). Search runs on small index tables written in the same transaction as
+it replaced (for vread and `_history`), so the current body is stored once: a reading that is
+never updated, nearly all of them, has no version row at all. Search runs on small index tables written in the same transaction as
 the resource. `ResourceIdentifier` carries a unique constraint on (type, system, value): it is what
 makes a replayed bridge upload create nothing new, even when replays race.
 """
@@ -38,8 +39,29 @@ class Resource(models.Model):
     def __str__(self) -> str:
         return f"{self.resource_type}/{self.logical_id}"
 
+    @property
+    def method(self) -> str:
+        """How the current version came to be: version 1 is always a create (there is no
+        update-as-create), a deletion is a version of its own, anything else an update."""
+        if self.deleted:
+            return "DELETE"
+        return "POST" if self.version_id == 1 else "PUT"
+
+    def as_version(self) -> ResourceVersion:
+        """The current version as a history row (unsaved until it is superseded)."""
+        return ResourceVersion(
+            resource=self,
+            version_id=self.version_id,
+            last_updated=self.last_updated,
+            deleted=self.deleted,
+            method=self.method,
+            body=self.body,
+        )
+
 
 class ResourceVersion(models.Model):
+    """A version that a later one replaced (the current one lives in `Resource`)."""
+
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="versions")
     version_id = models.PositiveIntegerField()
     last_updated = models.DateTimeField()

@@ -543,15 +543,18 @@ def _visible(actor: Actor, resource: Resource) -> bool:
 
 def vread(actor: Actor, rtype: str, logical_id: str, version: str) -> dict:
     read(actor, rtype, logical_id, audit_it=False) if rtype in params.STORED_TYPES else None
-    row = (
-        ResourceVersion.objects.filter(
-            resource__resource_type=rtype,
-            resource__logical_id=logical_id,
-            version_id=int(version) if version.isdigit() else -1,
+    wanted = int(version) if version.isdigit() else -1
+    resource = Resource.objects.filter(resource_type=rtype, logical_id=logical_id).first()
+    if resource is not None and resource.version_id == wanted:
+        row = resource.as_version()
+    else:
+        row = (
+            ResourceVersion.objects.filter(
+                resource__resource_type=rtype, resource__logical_id=logical_id, version_id=wanted
+            )
+            .select_related("resource")
+            .first()
         )
-        .select_related("resource")
-        .first()
-    )
     if row is None:
         raise NotFound(f"{rtype}/{logical_id}/_history/{version} is not known")
     if row.deleted:
@@ -568,6 +571,7 @@ def vread(actor: Actor, rtype: str, logical_id: str, version: str) -> dict:
 
 
 def history(actor: Actor, rtype: str, logical_id: str) -> list[tuple[ResourceVersion, dict]]:
+    """Every version, newest first: the current one, then those it replaced."""
     _deny_bridge(actor)
     resource = Resource.objects.filter(resource_type=rtype, logical_id=logical_id).first()
     if resource is None or not _visible(actor, resource):
@@ -580,7 +584,8 @@ def history(actor: Actor, rtype: str, logical_id: str) -> list[tuple[ResourceVer
             patient_id=resource.patient_id,
             entity=f"{rtype}/{logical_id}/_history",
         )
-    return [(v, v.body) for v in resource.versions.order_by("-version_id")]
+    versions = [resource.as_version(), *resource.versions.order_by("-version_id")]
+    return [(v, v.body) for v in versions]
 
 
 def everything(actor: Actor, patient_id: str, query: list[tuple[str, str]]) -> SearchResult:

@@ -40,7 +40,6 @@ from fhir.errors import (
 from fhir.models import (
     Resource,
     ResourceIdentifier,
-    ResourceVersion,
     SearchDate,
     SearchQuantity,
     SearchReference,
@@ -350,9 +349,6 @@ def create(
                 body=body,
                 patient=patient,
             )
-            ResourceVersion.objects.create(
-                resource=resource, version_id=1, last_updated=now, method="POST", body=body
-            )
             _index(resource, body)
             vital_ids, vital_times = _store_vitals(resource, body, source)
     except IntegrityError:
@@ -428,6 +424,7 @@ def update(
         if if_match and if_match.strip('W/"') != str(resource.version_id):
             raise PreconditionFailed(f"version is {resource.version_id}, If-Match asked {if_match}")
         now = _now()
+        resource.as_version().save()  # the version this update replaces goes to the history
         resource.version_id += 1
         body["meta"] = {
             **body.get("meta", {}),
@@ -441,13 +438,6 @@ def update(
             patient,
         )
         resource.save()
-        ResourceVersion.objects.create(
-            resource=resource,
-            version_id=resource.version_id,
-            last_updated=now,
-            method="PUT",
-            body=body,
-        )
         _unindex(resource)
         try:
             with transaction.atomic():
@@ -485,17 +475,10 @@ def delete(actor: Actor, resource_type: str, logical_id: str) -> None:
         if resource.patient_id is None and actor.role != "admin":
             raise Forbidden("only an administrator deletes resources outside a patient's record")
         now = _now()
+        resource.as_version().save()
         resource.version_id += 1
         resource.deleted, resource.last_updated = True, now
         resource.save()
-        ResourceVersion.objects.create(
-            resource=resource,
-            version_id=resource.version_id,
-            last_updated=now,
-            deleted=True,
-            method="DELETE",
-            body=resource.body,
-        )
         _unindex(resource)
         audit.record(
             actor,
@@ -829,11 +812,6 @@ def _bulk_create_transaction(actor: Actor, entries: list[dict], source: str) -> 
             bulk.insert(ResourceIdentifier, IDENTIFIER_COLUMNS, identifier_rows)
     except IntegrityError:
         raise _RaceLost from None
-    bulk.insert(
-        ResourceVersion,
-        ("resource_id", "version_id", "last_updated", "deleted", "method", "body"),
-        [(p.resource.pk, 1, now, False, "POST", p.body) for p in new],
-    )
     _write_search_rows(index_rows)
     vital_ids = bulk.insert_returning_ids(VitalSign, VITAL_COLUMNS, vital_rows)
 

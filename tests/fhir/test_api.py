@@ -7,7 +7,7 @@ import json
 import pytest
 
 from clinic.models import Patient
-from fhir.models import AuditEvent, Resource, VitalSign
+from fhir.models import AuditEvent, Resource, ResourceVersion, VitalSign
 from tests.fhir import bundles
 from tests.fhir.conftest import CHEN, LI
 
@@ -270,7 +270,18 @@ def test_read_vread_history_update_and_delete(bridge_client, client):
     assert r.status_code == 200, r.content
     assert r.json()["meta"]["versionId"] == "2"
     assert client.get(f"/fhir/Observation/{obs.logical_id}/_history/1").json()["status"] == "final"
-    assert client.get(f"/fhir/Observation/{obs.logical_id}/_history").json()["total"] == 2
+    assert client.get(f"/fhir/Observation/{obs.logical_id}/_history/2").json()["status"] == (
+        "amended"
+    )
+    assert client.get(f"/fhir/Observation/{obs.logical_id}/_history/3").status_code == 404
+    history = client.get(f"/fhir/Observation/{obs.logical_id}/_history").json()
+    assert history["total"] == 2
+    assert [
+        (e["response"]["etag"], e["request"]["method"], e["resource"]["status"])
+        for e in history["entry"]
+    ] == [('W/"2"', "PUT", "amended"), ('W/"1"', "POST", "final")]
+    # The current version is stored once, in the resource; the history holds what it replaced.
+    assert list(obs.versions.values_list("version_id", flat=True)) == [1]
     stale = client.put(
         f"/fhir/Observation/{obs.logical_id}",
         json.dumps(body),
@@ -284,6 +295,20 @@ def test_read_vread_history_update_and_delete(bridge_client, client):
         == 204
     )
     assert client.get(f"/fhir/Observation/{obs.logical_id}").status_code == 410
+    assert sorted(obs.versions.values_list("version_id", "method", "deleted")) == [
+        (1, "POST", False),
+        (2, "PUT", False),
+    ]
+    obs.refresh_from_db()
+    assert (obs.version_id, obs.deleted, obs.method) == (3, True, "DELETE")
+
+
+def test_an_upload_writes_no_history_rows(bridge_client):
+    """Readings are created once and hardly ever changed: their only version is the current
+    one, kept in the resource row, not a second copy of the same JSON."""
+    post(bridge_client, "/fhir/", bundles.upload(CHEN, 3))
+    assert Resource.objects.filter(resource_type="Observation").count() == 3
+    assert not ResourceVersion.objects.exists()
 
 
 def test_session_write_without_csrf_is_refused(client, demo):
