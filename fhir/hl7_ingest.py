@@ -176,12 +176,12 @@ def receive_many(items: list[Inbound]) -> list[bytes]:
     """
     replies: dict[int, bytes] = {}
     members: list[_Member] = []
-    hospitals: Hospitals | None = None
+    lookups: _Lookups | None = None
     for index, (raw, parsed) in enumerate(items):
         try:
-            hospitals = hospitals or Hospitals()
+            lookups = lookups or _Lookups()
             accepted = _accept(raw, ack.read_header(raw), parsed)
-            prepared = _prepare(accepted.oru, hospitals)
+            prepared = _prepare(accepted.oru, lookups)
             members.append(_Member(index, raw, accepted, _key(accepted.oru), prepared))
         except Exception:
             replies[index] = receive(raw, parsed=parsed)
@@ -327,14 +327,29 @@ class _Prepared:
         return actor_for_interface(self.application)
 
 
-def _prepare(oru: pcd01.Oru, hospitals: Hospitals | None = None) -> _Prepared:
+class _Lookups:
+    """What the messages of one group look up alike: the hospitals (read once) and the patient
+    of each PID-3 (a monitor's messages name the same patient, one query for all of them)."""
+
+    def __init__(self) -> None:
+        self.hospitals = Hospitals()
+        self._patients: dict[tuple, Patient] = {}
+
+    def patient(self, oru: pcd01.Oru, sending_hospital: Hospital | None) -> Patient:
+        key = (sending_hospital.pk if sending_hospital else None, oru.patient_identifiers)
+        if key not in self._patients:
+            self._patients[key] = resolve_patient(oru, sending_hospital, self.hospitals)
+        return self._patients[key]
+
+
+def _prepare(oru: pcd01.Oru, lookups: _Lookups | None = None) -> _Prepared:
     """Resolve the sender and the patient and map the message to transaction-Bundle entries.
 
     Only reads: raises `UnknownPatient` or `ContentError` before anything is written.
     """
-    hospitals = hospitals or Hospitals()
-    hospital = _sending_hospital(oru, hospitals)
-    patient = resolve_patient(oru, hospital, hospitals)
+    lookups = lookups or _Lookups()
+    hospital = _sending_hospital(oru, lookups.hospitals)
+    patient = lookups.patient(oru, hospital)
     mapped = hl7v2.map_oru(
         oru, patient_reference=f"Patient/{patient.pk}", sender=hl7v2.sender_of(oru)
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +138,21 @@ def test_a_message_refused_before_is_stored_in_a_group_on_its_row(patients) -> N
     row = Hl7Message.objects.get(control_id="LATE")
     assert (row.status, row.attempts, row.ack_code, row.error) == ("stored", 2, "AA", "")
     assert Hl7Message.objects.filter(control_id="LATE").count() == 1
+
+
+def test_a_group_looks_up_each_patient_and_the_hospitals_once(patients) -> None:
+    def lookups(messages: list[bytes]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert {c for c, _ in codes(receive_many([(m, None) for m in messages]))} == {"AA"}
+        return sum(
+            'FROM "clinic_patientidentifier"' in q["sql"] or 'FROM "clinic_hospital"' in q["sql"]
+            for q in queries.captured_queries
+        )
+
+    oximeter = read("ipf_continua_oximeter")
+    two = lookups([with_control_id(oximeter, f"ONCE-{i}") for i in range(2)])
+    eight = lookups([with_control_id(oximeter, f"ONCE-{i}") for i in range(2, 10)])
+    assert two == eight > 0
 
 
 def test_the_listener_groups_messages_that_wait_for_a_busy_store(patients) -> None:
