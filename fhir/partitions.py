@@ -127,6 +127,19 @@ def ensure_partitions(today: date | None = None, *, behind: int = 1, ahead: int 
     return created
 
 
+def analyze_parent() -> None:
+    """ANALYZE the partitioned table itself.
+
+    Autovacuum analyzes each month's partition but never a partitioned parent (PostgreSQL
+    leaves that to the operator), so the statistics PostgreSQL uses for the table as a whole, such
+    as the number of distinct patients and vitals in the silence sweep's grouping, would
+    otherwise never exist. It samples a fixed number of rows, so it costs the same at any size.
+    """
+    if is_partitioned():
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {TABLE}")
+
+
 def partition_table(schema_editor) -> None:
     """Turn the plain vitals table into a partitioned one, keeping rows, ids, indexes and keys.
 

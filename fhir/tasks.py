@@ -9,5 +9,8 @@ from fhir import partitions
 
 @shared_task(acks_late=True)
 def ensure_vitals_partitions() -> list[str]:
-    """Keep next months' vitals partitions created ahead of the readings that will need them."""
-    return partitions.ensure_partitions()
+    """Keep next months' vitals partitions created ahead of the readings that will need them,
+    and the partitioned table's own statistics fresh (autovacuum never analyzes it)."""
+    created = partitions.ensure_partitions()
+    partitions.analyze_parent()
+    return created

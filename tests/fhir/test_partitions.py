@@ -95,3 +95,24 @@ def test_ensure_is_idempotent_and_the_command_lists_counts(demo, capsys):
     out = capsys.readouterr().out
     assert f"{partitions.DEFAULT_PARTITION}: " in out
     assert partitions.month_partition(datetime.now(UTC).date()).name in out
+
+
+def test_the_upkeep_job_gives_the_partitioned_table_its_own_statistics(demo):
+    """Autovacuum analyzes partitions, never their parent; the job does."""
+    from fhir.tasks import ensure_vitals_partitions
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one plain table and no partitions")
+    store_vitals(patient("440106195803120021"), "systolic_bp", [120, 130, 140])
+
+    def parent_stats() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_statistic WHERE starelid = %s::regclass AND stainherit",
+                [partitions.TABLE],
+            )
+            return cursor.fetchone()[0]
+
+    before = parent_stats()
+    ensure_vitals_partitions()
+    assert before == 0 and parent_stats() > 0
