@@ -185,10 +185,7 @@ def receive_many(items: list[Inbound]) -> list[bytes]:
             members.append(_Member(index, raw, accepted, _key(accepted.oru), prepared))
         except Exception:
             replies[index] = receive(raw, parsed=parsed)
-    if len(members) == 1:
-        member = members[0]
-        replies[member.index] = receive(member.raw, parsed=member.accepted.oru)
-    elif members:
+    if members:
         try:
             with transaction.atomic():
                 _store_group(members)

@@ -32,6 +32,16 @@ MESSAGE = "\r".join(
 )
 
 
+def start_listener(stack, port: int):
+    """The command as the Procfile runs it, among the stack's processes (stopped with it)."""
+    stack.commands["mllp"] = [
+        sys.executable, "manage.py", "mllp_listen", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    listener = stack.start("mllp")
+    wait_for_port(port)
+    return listener
+
+
 def send(port: int, messages: list[str]) -> list[tuple[str, str]]:
     replies = []
     with MLLPClient("127.0.0.1", port) as client:
@@ -45,17 +55,7 @@ def send(port: int, messages: list[str]) -> list[tuple[str, str]]:
 def test_the_command_stores_what_many_connections_send_and_stops_cleanly() -> None:
     port = free_port()
     with live_stack("mllp_listen", celery=False) as stack:
-        stack.commands["mllp"] = [
-            sys.executable,
-            "manage.py",
-            "mllp_listen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        listener = stack.start("mllp")
-        wait_for_port(port)
+        listener = start_listener(stack, port)
         connections, per_connection = 10, 5
         results: dict[int, list[tuple[str, str]]] = {}
 
@@ -109,17 +109,7 @@ def test_a_listener_killed_mid_group_loses_nothing_and_stores_nothing_twice() ->
     on resend; whatever was not is stored on resend. Each reading ends up stored once."""
     port = free_port()
     with live_stack("mllp_kill", celery=False) as stack:
-        stack.commands["mllp"] = [
-            sys.executable,
-            "manage.py",
-            "mllp_listen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        stack.start("mllp")
-        wait_for_port(port)
+        start_listener(stack, port)
         connections, per_connection = 10, 30
         acked: dict[int, list[str]] = {c: [] for c in range(connections)}
         resends = [0]

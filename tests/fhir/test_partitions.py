@@ -101,9 +101,10 @@ def test_the_upkeep_job_gives_the_partitioned_table_its_own_statistics(demo):
     """Autovacuum analyzes partitions, never their parent; the job does."""
     from fhir.tasks import ensure_vitals_partitions
 
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite has one plain table and no partitions")
     store_vitals(patient("440106195803120021"), "systolic_bp", [120, 130, 140])
+    if connection.vendor != "postgresql":  # one plain table: nothing to create or analyze
+        assert ensure_vitals_partitions() == []
+        return
 
     def parent_stats() -> int:
         with connection.cursor() as cursor:
