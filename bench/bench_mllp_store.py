@@ -72,7 +72,8 @@ def _create_pg_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _patient() -> None:
+def ensure_hl7_patient() -> None:
+    """The patient whose resident id the typical message carries in PID-3."""
     from datetime import date
 
     from clinic.models import Patient
@@ -169,7 +170,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="parse in N worker processes")
     args = parser.parse_args()
     _configure(args.db)
-    _patient()
+    ensure_hl7_patient()
     _analyze()
 
     from bench_mllp import TYPICAL_MESSAGE

@@ -50,6 +50,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str], int]] = [
         300,
     ),  # fmt: skip
     ("bench_evaluation", [], ["--history", "100000", "--runs", "20"], 300),
+    # Why the rates above are what they are: CPU per upload and per reading, and what the
+    # targets would need in cores with this code.
+    ("bench_upload_cost", [], ["--seconds", "1.5"], 300),
     ("bench_board", ["--rounds", "20"], ["--rounds", "5"], 300),
     ("load", ["--duration", "120", "--alert-duration", "60"], ["--quick"], 600),
 ]

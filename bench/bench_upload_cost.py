@@ -1,0 +1,211 @@
+"""What one upload costs in CPU, split between the application and PostgreSQL.
+
+Run: `python -m bench.bench_upload_cost [--sizes 1 20 100 500] [--seconds 3]`.
+
+The throughput benchmarks (bench_fhir, bench_alerts, bench_mllp_store, load) say how fast the
+whole node goes; this one says why, and what the targets would need. It posts bridge transaction
+Bundles of each size through the Django stack in this process (routing, middleware, token
+authentication, validation, storage, audit, device health, and the rule evaluation that Celery
+runs eagerly here), on a fresh PostgreSQL database with the production settings, and stores
+typical 10-OBX HL7 messages in groups of 50 as the MLLP listener does. For each case it reads
+the CPU time of this process and of its PostgreSQL backend (/proc/PID/stat, so PostgreSQL must
+run on this machine) and fits upload cost = fixed + n × per reading.
+
+The CPU a target needs is then rate × cost per reading. No HTTP server, network or load
+generator is counted, so a real node needs more than this, never less. Prints, never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.baseline import postgres_rates
+from bench.stack import env_for, fresh_database, manage
+
+DATABASE = "smartgd_bench_upload_cost"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """CPU milliseconds per upload (or message), measured over `count` of them."""
+
+    label: str
+    readings: int  # per upload
+    count: int
+    wall_ms: float
+    app_ms: float
+    postgres_ms: float
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.app_ms + self.postgres_ms
+
+    @property
+    def per_reading_ms(self) -> float:
+        return self.cpu_ms / self.readings
+
+    def row(self) -> str:
+        return (
+            f"{self.label:<28} {self.count:>6} {self.wall_ms:>9.1f} {self.app_ms:>9.1f} "
+            f"{self.postgres_ms:>9.1f} {self.per_reading_ms:>9.3f}"
+        )
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc (fields 14 and 15 of its stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def fit(costs: list[Cost]) -> tuple[float, float]:
+    """Least squares of cpu_ms = fixed + readings × marginal; returns (fixed, marginal)."""
+    xs, ys = [c.readings for c in costs], [c.cpu_ms for c in costs]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if not spread:
+        raise ValueError("the fit needs at least two different bundle sizes")
+    marginal = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return mean_y - marginal * mean_x, marginal
+
+
+def cores_needed(rate_per_s: float, cpu_ms_per_unit: float) -> float:
+    return rate_per_s * cpu_ms_per_unit / 1000
+
+
+def _setup() -> tuple[str, str]:
+    """A fresh database with the demo data and a bridge; Django configured on it, in here."""
+    url = fresh_database(DATABASE)
+    env = env_for(url, eager=True)
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "seed_demo")
+    token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
+    os.environ.update(
+        env, DJANGO_ALLOWED_HOSTS="testserver", DJANGO_SETTINGS_MODULE="config.settings"
+    )
+    # No collectstatic here: nothing is served from it, and WhiteNoise would say so per request.
+    warnings.filterwarnings("ignore", message="No directory at")
+    import django
+
+    django.setup()
+    return url, token
+
+
+def _measure(label: str, readings: int, seconds: float, step, backend_pid: int) -> Cost:
+    """Run `step()` (one upload) until `seconds` have passed, after three to warm up."""
+    for _ in range(3):
+        step()
+    count, wall0 = 0, time.perf_counter()
+    app0, pg0 = time.process_time(), process_cpu_s(backend_pid)
+    while time.perf_counter() - wall0 < seconds or count < 5:
+        step()
+        count += 1
+    wall = time.perf_counter() - wall0
+    app, pg = time.process_time() - app0, process_cpu_s(backend_pid) - pg0
+    return Cost(label, readings, count, wall * 1e3 / count, app * 1e3 / count, pg * 1e3 / count)
+
+
+def _bundle_steps(token: str, size: int, client_no: int):
+    from django.test import Client
+
+    from bench.bench_fhir import bundle
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    batch = iter(range(10**9))
+
+    def step() -> None:
+        body = json.dumps(bundle(client_no, next(batch), size))
+        response = client.post("/fhir/", body, content_type="application/fhir+json")
+        if response.status_code != 200:
+            raise SystemExit(f"upload refused: {response.status_code} {response.content[:300]!r}")
+
+    return step
+
+
+def _hl7_steps(group: int):
+    import uuid
+
+    from bench.bench_mllp import TYPICAL_MESSAGE
+    from bench.bench_mllp_store import ensure_hl7_patient
+    from devices.hl7 import pcd01
+    from fhir.hl7_ingest import receive_many
+
+    ensure_hl7_patient()
+    prefix, sent = uuid.uuid4().hex[:8], iter(range(10**9))
+
+    def step() -> None:
+        raws = [
+            TYPICAL_MESSAGE.format(control_id=f"C{prefix}-{next(sent)}").encode()
+            for _ in range(group)
+        ]
+        replies = receive_many([(raw, pcd01.parse_bytes(raw)) for raw in raws])
+        if not all(b"MSA|AA" in reply for reply in replies):
+            raise SystemExit(f"HL7 message refused: {replies[0][:300]!r}")
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 20, 100, 500])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per case")
+    parser.add_argument("--hl7-group", type=int, default=50)
+    args = parser.parse_args()
+    baseline = postgres_rates()
+    print(f"baseline: PostgreSQL COPY {baseline['pg_copy_rows_per_s']:,.0f} vitals rows/s")
+    _url, token = _setup()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+
+    print(
+        f"{'case':<28} {'count':>6} {'wall ms':>9} {'app ms':>9} {'pg ms':>9} {'ms/reading':>9}",
+        flush=True,
+    )
+    costs = []
+    for no, size in enumerate(args.sizes):
+        step = _bundle_steps(token, size, client_no=1000 + no)
+        costs.append(_measure(f"Bundle of {size}", size, args.seconds, step, backend))
+        print(costs[-1].row(), flush=True)
+    hl7 = _measure(
+        f"HL7 10-OBX, group of {args.hl7_group}",
+        10 * args.hl7_group,
+        args.seconds,
+        _hl7_steps(args.hl7_group),
+        backend,
+    )
+    print(hl7.row())
+
+    fixed, marginal = fit(costs)
+    print(
+        f"fit over the Bundles: {fixed:.1f} ms of CPU per upload + {marginal:.3f} ms per reading"
+        " (application and PostgreSQL together, rule evaluation included)"
+    )
+
+    def bundle_ms(size: int) -> float:
+        return (fixed + size * marginal) / size
+
+    per_message = hl7.cpu_ms / args.hl7_group
+    cores = os.cpu_count() or 1
+    print(f"CPU the targets need with this code, before HTTP and load generation (here: {cores}):")
+    for what, need in (
+        ("5,000 readings/s in Bundles of 100 (issues 4, 9)", cores_needed(5000, bundle_ms(100))),
+        (
+            "1,000 readings/s in Bundles of 20, beside the push (issues 5, 9)",
+            cores_needed(1000, bundle_ms(20)),
+        ),
+        ("1,000 HL7 10-OBX messages/s (issue 7)", cores_needed(1000, per_message)),
+    ):
+        print(f"  {what:<66} {need:5.2f} cores")
+
+
+if __name__ == "__main__":
+    main()
