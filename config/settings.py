@@ -112,10 +112,17 @@ else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     # Parameters bound by the server, not spliced into the SQL text by the client: the same
-    # query text recurs, so psycopg prepares it after a few runs and PostgreSQL stops planning
-    # it again (1-2 ms a query on the partitioned vitals table; docs/scaling.md).
+    # query text recurs, so psycopg can prepare it and PostgreSQL stops parsing and planning it
+    # again (1-2 ms a query on the partitioned vitals table; docs/scaling.md).
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
         "DATABASE_SERVER_SIDE_BINDING", default=True
+    )
+    # Django turns psycopg's statement preparation off unless asked (for poolers that lose
+    # prepared statements); without this, binding on the server alone prepared nothing. A
+    # statement run this many times on a connection is prepared; 0 or less turns it off.
+    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        _prepare_threshold if _prepare_threshold > 0 else None
     )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("SG_TEST_DATABASE_NAME", default=""):
