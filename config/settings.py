@@ -117,10 +117,12 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
         "DATABASE_SERVER_SIDE_BINDING", default=True
     )
-    # Django turns psycopg's statement preparation off unless asked (for poolers that lose
-    # prepared statements); without this, binding on the server alone prepared nothing. A
-    # statement run this many times on a connection is prepared; 0 or less turns it off.
-    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    # Django leaves psycopg's statement preparation off unless asked, and so do we by default:
+    # after five runs of a prepared statement PostgreSQL may switch to a generic plan, and the
+    # generic plan of the Observation search took 15 s where the custom one takes 12 ms
+    # (1,000,000 stored; docs/scaling.md). A node that only writes (an ingest or MLLP node)
+    # gains from it: a statement run this many times on a connection is prepared; 0 is off.
+    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=0)
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
         _prepare_threshold if _prepare_threshold > 0 else None
     )
