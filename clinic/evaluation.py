@@ -495,7 +495,8 @@ def _recent_readings(patient_id: int, vitals: Iterable[str]) -> dict[str, list[R
 
 # The evaluation of every upload runs this, so it is SQL rather than an ORM union of one
 # queryset per vital: building and compiling those cost more than PostgreSQL's work. A constant
-# text, so the server keeps it prepared (DATABASE_SERVER_SIDE_BINDING).
+# text, so a node with DATABASE_PREPARE_THRESHOLD set prepares it (its generic plan is as good
+# as the custom one: measured 0.14 ms either way, without the ~1 ms of planning).
 _RECENT_SQL: Final = f"""
     SELECT wanted.vital, latest.id, latest.value, latest.effective_at
     FROM unnest(%s::varchar[]) AS wanted (vital)
