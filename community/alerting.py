@@ -15,6 +15,7 @@ from clinic.evaluation import Evaluation, evaluate_new_readings, evaluate_silenc
 from clinic.models import Patient
 from community.actions import OPEN, do_clear_alert, do_escalate_tier, do_raise_or_update_alert
 from community.models import Alert
+from fhir.bulk import allow_generic_plans
 from fhir.models import VitalSign
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def process_new_readings(
     look-ups by id to the month partitions that hold them.
     """
     with transaction.atomic():
+        allow_generic_plans()
         if not lock_patient_for_evaluation(patient_id):
             return Evaluation()
         open_rules = set(

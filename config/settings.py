@@ -117,15 +117,18 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
         "DATABASE_SERVER_SIDE_BINDING", default=True
     )
-    # Django leaves psycopg's statement preparation off unless asked, and so do we by default:
-    # after five runs of a prepared statement PostgreSQL may switch to a generic plan, and the
-    # generic plan of the Observation search took 15 s where the custom one takes 12 ms
-    # (1,000,000 stored; docs/scaling.md). A node that only writes (an ingest or MLLP node)
-    # gains from it: a statement run this many times on a connection is prepared; 0 is off.
-    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=0)
-    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
-        _prepare_threshold if _prepare_threshold > 0 else None
-    )
+    # A statement a connection has run this many times is prepared: parsed once, and planned
+    # once where a generic plan serves (Django leaves preparation off unless asked; 0 keeps it
+    # off, as behind a PgBouncer). Generic plans only inside the ingest and evaluation
+    # transactions (fhir.bulk.allow_generic_plans): everywhere else the connection plans each
+    # run for its values, since the generic plan of the Observation search took 15 s where the
+    # custom one takes 12 ms (1,000,000 stored; docs/scaling.md).
+    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    if _prepare_threshold > 0:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold
+        DATABASES["default"]["OPTIONS"]["options"] = "-c plan_cache_mode=force_custom_plan"
+    else:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("SG_TEST_DATABASE_NAME", default=""):
     # Lets several test runs share one PostgreSQL server without fighting over test_<name>.

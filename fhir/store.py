@@ -657,6 +657,7 @@ def _transaction(actor: Actor, entries: list[dict], source: str) -> dict:
     if all(e["request"]["method"] == "POST" for e in entries):
         try:
             with transaction.atomic():
+                bulk.allow_generic_plans()
                 return _bulk_create_transaction(actor, entries, source)
         except _RaceLost:
             pass  # a concurrent upload stored some of the same readings: go entry by entry
