@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import env_for, fresh_database, manage  # noqa: E402
+from bench.stack import seeded_database  # noqa: E402
 
 CHEN = "440106195803120021"
 
@@ -47,10 +47,7 @@ def main() -> None:
     parser.add_argument("--database", default="bench_evaluation")
     args = parser.parse_args()
 
-    url = fresh_database(args.database)
-    env = env_for(url, eager=True)
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "seed_demo")
+    env = seeded_database(args.database, eager=True)
     for key in ("DATABASE_URL", "DJANGO_DEBUG", "DJANGO_SECRET_KEY", "SG_LOG_LEVEL"):
         if key in env:
             os.environ[key] = env[key]

@@ -23,13 +23,13 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 from bench.baseline import postgres_rates
-from bench.stack import env_for, fresh_database, manage
+from bench.stack import create_bridge, seeded_database
 
 DATABASE = "smartgd_bench_upload_cost"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ class Cost:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc (fields 14 and 15 of its stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User + system CPU seconds of a process (psutil reads them from /proc here)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def fit(costs: list[Cost]) -> tuple[float, float]:
@@ -79,13 +79,11 @@ def cores_needed(rate_per_s: float, cpu_ms_per_unit: float) -> float:
     return rate_per_s * cpu_ms_per_unit / 1000
 
 
-def _setup() -> tuple[str, str]:
-    """A fresh database with the demo data and a bridge; Django configured on it, in here."""
-    url = fresh_database(DATABASE)
-    env = env_for(url, eager=True)
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "seed_demo")
-    token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
+def _setup() -> str:
+    """A fresh database with the demo data and a bridge, Django configured on it in this
+    process; the bridge's token."""
+    env = seeded_database(DATABASE, eager=True)
+    token = create_bridge(env)
     os.environ.update(
         env, DJANGO_ALLOWED_HOSTS="testserver", DJANGO_SETTINGS_MODULE="config.settings"
     )
@@ -94,7 +92,7 @@ def _setup() -> tuple[str, str]:
     import django
 
     django.setup()
-    return url, token
+    return token
 
 
 def _measure(label: str, readings: int, seconds: float, make, send, backend_pid: int) -> Cost:
@@ -170,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     baseline = postgres_rates()
     print(f"baseline: PostgreSQL COPY {baseline['pg_copy_rows_per_s']:,.0f} vitals rows/s")
-    _url, token = _setup()
+    token = _setup()
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -86,6 +86,22 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
+def seeded_database(database: str, *, eager: bool, static: bool = False) -> dict[str, str]:
+    """A fresh database, migrated and seeded with the demo data; the environment that uses it.
+    `static` also collects the static files, which WhiteNoise serves with DEBUG off."""
+    env = env_for(fresh_database(database), eager=eager)
+    manage(env, "migrate", "--noinput", "-v0")
+    if static:
+        manage(env, "collectstatic", "--noinput", "-v0")
+    manage(env, "seed_demo")
+    return env
+
+
+def create_bridge(env: dict[str, str], resident_id: str = "440106195803120021") -> str:
+    """A new home bridge for a demo patient; its bearer token."""
+    return manage(env, "create_bridge", "--patient", resident_id).strip().splitlines()[-1]
+
+
 @contextmanager
 def running_server(
     database: str,
@@ -95,12 +111,8 @@ def running_server(
     celery: bool = False,
 ):
     """Yield (base_url, env, bridge_token) with uvicorn (and Celery) running; stop them after."""
-    url = fresh_database(database)
-    env = env_for(url, eager=eager)
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "collectstatic", "--noinput", "-v0")  # DEBUG off: WhiteNoise serves these
-    manage(env, "seed_demo")
-    token = manage(env, "create_bridge", "--patient", "440106195803120021").strip().splitlines()[-1]
+    env = seeded_database(database, eager=eager, static=True)
+    token = create_bridge(env)
     port = free_port()
     procs = [start(uvicorn_command(port, workers), env)]
     if celery:

@@ -126,7 +126,11 @@ else:
     _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
     if _prepare_threshold > 0:
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold
-        DATABASES["default"]["OPTIONS"]["options"] = "-c plan_cache_mode=force_custom_plan"
+        # Added to, not replacing, any `options` the DATABASE_URL carries.
+        _options = DATABASES["default"]["OPTIONS"].get("options", "")
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"{_options} -c plan_cache_mode=force_custom_plan".strip()
+        )
     else:
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 DATABASES["default"]["ATOMIC_REQUESTS"] = False

@@ -72,3 +72,22 @@ def test_an_upload_allows_generic_plans_inside_its_transaction(bridge_client):
         assert allowed[0] < first_write
     else:
         assert allowed == []
+
+
+def test_the_plan_mode_is_added_to_options_the_database_url_carries():
+    """settings: a DATABASE_URL's own `options` (here a statement timeout) are kept."""
+    import os
+    import subprocess
+    import sys
+
+    url = "postgres://u@127.0.0.1:5432/db?options=-c%20statement_timeout%3D60000"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['options'])"
+    )
+    env = dict(os.environ, DATABASE_URL=url, DATABASE_PREPARE_THRESHOLD="5")
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "-c statement_timeout=60000 -c plan_cache_mode=force_custom_plan"
